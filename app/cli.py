@@ -1,0 +1,184 @@
+"""``occlupose`` command line: process, demo, and the benchmarks.
+
+Every failure the user can fix (bad file, bad setting, missing weights) prints one line on stderr
+and exits non-zero; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from posecore.config import apply_overrides, from_dict, load_yaml
+from posecore.errors import OccluposeError
+from posecore.pipeline import PipelineConfig
+
+log = logging.getLogger("occlupose")
+
+# Optional subcommand modules, each with register(subparsers); absent ones are skipped.
+EXTRA_COMMANDS = ("app.bench", "app.model_bench")
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _OneLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"occlupose: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter())
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.propagate = False
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags shared by every command that runs the pipeline; they override --config."""
+    p.add_argument("--config", help="YAML with pipeline settings (see configs/pipeline.yaml)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--imgsz", type=int, help="detector input size (default 640)")
+    p.add_argument("--conf", type=float, help="minimum person score (default 0.1)")
+    p.add_argument("--pose", choices=["yolo", "dag"], help="pose backend (default yolo)")
+    p.add_argument("--weights", help="pose checkpoint for --pose dag")
+    p.add_argument("--det-weights", help="YOLO detector weights (.pt); default: the bundled yolo11n-pose")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any setting, e.g. --set tracker.max_lost=60 (repeatable)")
+
+
+def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    data = apply_overrides(load_yaml(args.config) if args.config else {}, [])  # a copy we may edit
+    overrides = list(args.set)
+    for flag, key in (("device", "detector.device"), ("imgsz", "detector.imgsz"), ("conf", "detector.conf"),
+                      ("pose", "pose.backend"), ("weights", "pose.weights"), ("det_weights", "detector.weights")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            _set(data, key, value)
+    data = apply_overrides(data, overrides)
+    return from_dict(PipelineConfig, data)
+
+
+def _set(data: dict, dotted: str, value) -> None:
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def _run_process(args: argparse.Namespace, source: str, default_outdir: str) -> int:
+    from app.process import ProcessOptions, run_process
+
+    opts = ProcessOptions(
+        source=source,
+        outdir=Path(args.output or default_outdir),
+        config=pipeline_config(args),
+        video=not args.no_video,
+        resume=args.resume,
+        max_frames=args.max_frames,
+        progress=not args.quiet,
+    )
+    summary = run_process(opts)
+    done = summary.frames - summary.resumed_from
+    resumed = f" (resumed at frame {summary.resumed_from})" if summary.resumed_from else ""
+    print(f"processed {done} frames{resumed} in {summary.seconds:.1f} s ({summary.fps:.1f} frames/s), "
+          f"{summary.track_ids} track IDs")
+    for kind, path in summary.outputs.items():
+        if path.exists():
+            print(f"  {kind:9s} {path}")
+    return 0
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    return _run_process(args, args.source, f"outputs/{Path(str(args.source)).stem or 'run'}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from posecore.assets import demo_clip
+
+    return _run_process(args, str(demo_clip()), "outputs/demo")
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", help="output folder (default outputs/<source name>)")
+    p.add_argument("--no-video", action="store_true", help="do not write the annotated video")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")
+    p.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_pipeline_arguments(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="occlupose", description="Occlusion-robust multi-person pose tracking")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more messages")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("process", help="track poses in a video, camera, stream URL or image folder")
+    p.add_argument("source", help="video file, camera index, rtsp/http URL, image folder or image")
+    _add_run_arguments(p)
+    p.set_defaults(func=cmd_process)
+
+    p = sub.add_parser("demo", help="process the bundled demo clip (two people hugging)")
+    _add_run_arguments(p)
+    p.set_defaults(func=cmd_demo)
+
+    for name in EXTRA_COMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # unwinds like Ctrl-C, so every writer closes its file
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (embedded use)
+        pass
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("occlupose: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OccluposeError as e:
+        from app.process import Interrupted
+
+        print(f"occlupose: {'interrupted' if isinstance(e, Interrupted) else 'error'}: {e}", file=sys.stderr)
+        return EXIT_INTERRUPTED if isinstance(e, Interrupted) else EXIT_ERROR
+    except Exception as e:  # a bug: one line unless --debug
+        if args.debug:
+            raise
+        print(f"occlupose: internal error: {type(e).__name__}: {e} (rerun with --debug for details)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Frame sources (files, cameras, streams, image folders) and result sinks (video, JSONL, CSV, COCO)."""

@@ -1,0 +1,64 @@
+"""The per-frame JSON record: what ``occlupose process`` writes as one JSONL line, and reads back.
+
+A record holds the tracks (rounded for reading) and the raw per-person poses that went into the
+tracker (exact float32 values), so an interrupted run can replay the tracker and resume exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..types import FrameResult, Poses, Track
+
+RECORD_VERSION = 1
+
+
+def _r(a: np.ndarray, nd: int = 2) -> list:
+    return np.round(a.astype(np.float64), nd).tolist()
+
+
+def _exact(a: np.ndarray) -> list:
+    # float32 -> Python float is exact, and json writes the shortest repr that reads back the same.
+    return a.astype(np.float32).astype(np.float64).tolist()
+
+
+def track_record(t: Track) -> dict[str, Any]:
+    return {
+        "id": int(t.track_id),
+        "state": t.state.value,
+        "box": _r(t.box),
+        "score": round(float(t.score), 4),
+        "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(c), 4)] for x, y, c in t.keypoints],
+        "seen": [int(s) for s in t.seen],
+    }
+
+
+def poses_record(p: Poses) -> dict[str, Any]:
+    return {
+        "skeleton": p.skeleton,
+        "boxes": _exact(p.boxes),
+        "scores": _exact(p.scores),
+        "keypoints": _exact(p.keypoints),
+        "seen": p.seen.astype(int).tolist(),
+    }
+
+
+def frame_record(result: FrameResult) -> dict[str, Any]:
+    rec: dict[str, Any] = {"v": RECORD_VERSION, "frame": int(result.index), "time": round(float(result.time_s), 4)}
+    if result.source_name is not None:
+        rec["source"] = result.source_name
+    rec["tracks"] = [track_record(t) for t in result.tracks]
+    rec["poses"] = poses_record(result.poses)
+    return rec
+
+
+def poses_from_record(rec: dict[str, Any], num_joints: int = 17) -> Poses:
+    """The exact Poses stored in a frame record."""
+    p = rec["poses"]
+    k = np.asarray(p["keypoints"], np.float32).reshape(-1, num_joints, 3) if p["keypoints"] else \
+        np.zeros((0, num_joints, 3), np.float32)
+    seen = np.asarray(p["seen"], bool).reshape(k.shape[:2])
+    return Poses(np.asarray(p["boxes"], np.float32).reshape(-1, 4), np.asarray(p["scores"], np.float32),
+                 k, seen, p.get("skeleton", "coco17"))

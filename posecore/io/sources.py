@@ -1,0 +1,317 @@
+"""Frame sources: video files, webcams, stream URLs and image folders, behind one iterator interface.
+
+``open_source(spec)`` picks the source from the spec: an integer (or digit string) is a camera index,
+``scheme://...`` a stream, a directory an image folder, an image file a one-frame folder, any other
+file a video. Each yields :class:`Frame` records in order; unreadable input raises ``SourceError``
+with one line naming the problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import SourceError
+
+log = logging.getLogger("occlupose")
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass
+class Frame:
+    """One decoded frame. image: uint8[H, W, 3] BGR; time_s: presentation time in seconds."""
+
+    index: int
+    time_s: float
+    image: np.ndarray
+    name: str | None = None  # the file name, for image-folder sources
+
+
+class FrameSource:
+    """Base class. Subclasses set the attributes and implement ``_frames``."""
+
+    name: str = ""
+    fps: float | None = None  # nominal rate; None when unknown
+    frame_count: int | None = None  # None when unknown (live sources, some containers)
+    is_live: bool = False
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self._frames()
+
+    def _frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+class VideoFileSource(FrameSource):
+    """A video file decoded with PyAV (FFmpeg), falling back to OpenCV when PyAV cannot open it.
+
+    Rotation metadata (phone videos) is applied so frames come out upright. A file that breaks off
+    mid-way yields the frames before the damage and logs a warning; a file with no decodable frame
+    raises ``SourceError``.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.name = self.path.name
+        if not self.path.exists():
+            raise SourceError(f"no such file: {self.path}")
+        if not self.path.is_file():
+            raise SourceError(f"not a file: {self.path}")
+        if self.path.stat().st_size == 0:
+            raise SourceError(f"empty file: {self.path}")
+        self._backend = "pyav"
+        try:
+            self._open_pyav()
+        except SourceError as pyav_error:
+            if not self._open_opencv():
+                raise pyav_error
+            self._backend = "opencv"
+
+    def _open_pyav(self) -> None:
+        import av
+
+        try:
+            container = av.open(str(self.path))
+        except Exception as e:  # av.error.InvalidDataError and friends
+            raise SourceError(f"cannot read video {self.path}: {_first_line(e)}") from None
+        try:
+            if not container.streams.video:
+                raise SourceError(f"no video stream in {self.path}")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            self.fps = float(rate) if rate else None
+            self.frame_count = int(stream.frames) or None
+            if self.frame_count is None and container.duration and self.fps:
+                self.frame_count = int(round(container.duration / 1e6 * self.fps)) or None
+            self.codec = stream.codec_context.name
+        except SourceError:
+            container.close()
+            raise
+        except Exception as e:
+            container.close()
+            raise SourceError(f"cannot read video {self.path}: {_first_line(e)}") from None
+        container.close()  # reopened per iteration, so a source can be read more than once
+
+    def _open_opencv(self) -> bool:
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            if not cap.isOpened():
+                return False
+            ok, _ = cap.read()
+            if not ok:
+                return False
+            fps = cap.get(cv2.CAP_PROP_FPS)
+            self.fps = float(fps) if fps and fps > 0 else None
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            self.frame_count = n if n > 0 else None
+            self.codec = "opencv"
+            return True
+        finally:
+            cap.release()
+
+    def _frames(self) -> Iterator[Frame]:
+        return self._frames_pyav() if self._backend == "pyav" else self._frames_opencv()
+
+    def _frames_pyav(self) -> Iterator[Frame]:
+        import av
+
+        container = av.open(str(self.path))
+        index = 0
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # frame/slice threads: decoding keeps up with inference
+            decoder = container.decode(stream)
+            while True:
+                try:
+                    vf = next(decoder)
+                except StopIteration:
+                    break
+                except Exception as e:
+                    if index == 0:
+                        raise SourceError(f"cannot decode video {self.path}: {_first_line(e)}") from None
+                    log.warning("video %s is damaged after frame %d (%s); stopping there",
+                                self.path.name, index - 1, _first_line(e))
+                    break
+                image = vf.to_ndarray(format="bgr24")
+                k = int(round((getattr(vf, "rotation", 0) or 0) / 90.0)) % 4
+                if k:
+                    # The display matrix angle is counter-clockwise, as np.rot90 turns.
+                    image = np.ascontiguousarray(np.rot90(image, k))
+                t = float(vf.time) if vf.time is not None else index / (self.fps or 30.0)
+                yield Frame(index, t, image)
+                index += 1
+        finally:
+            container.close()
+        if index == 0:
+            raise SourceError(f"video has no frames: {self.path}")
+
+    def _frames_opencv(self) -> Iterator[Frame]:
+        cap = cv2.VideoCapture(str(self.path))
+        index = 0
+        try:
+            while True:
+                ok, image = cap.read()
+                if not ok:
+                    break
+                yield Frame(index, index / (self.fps or 30.0), image)
+                index += 1
+        finally:
+            cap.release()
+        if index == 0:
+            raise SourceError(f"video has no frames: {self.path}")
+
+
+class CameraSource(FrameSource):
+    """A local camera by index (OpenCV). A camera that stops delivering frames raises ``SourceError``."""
+
+    is_live = True
+
+    def __init__(self, index: int, width: int | None = None, height: int | None = None):
+        self.index = int(index)
+        self.name = f"camera{self.index}"
+        self._cap = cv2.VideoCapture(self.index)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise SourceError(f"no camera at index {self.index}")
+        if width:
+            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        if height:
+            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and fps > 0 else None
+
+    def _frames(self) -> Iterator[Frame]:
+        import time
+
+        start = time.monotonic()
+        index = 0
+        while self._cap.isOpened():
+            ok, image = self._cap.read()
+            if not ok:
+                raise SourceError(f"camera {self.index} stopped delivering frames")
+            yield Frame(index, time.monotonic() - start, image)
+            index += 1
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class StreamSource(FrameSource):
+    """A network stream (rtsp://, http(s)://, udp://, ...) read with PyAV under bounded timeouts."""
+
+    is_live = True
+
+    def __init__(self, url: str, timeout_s: float = 10.0):
+        self.url = url
+        self.name = url
+        self.timeout_s = float(timeout_s)
+        self._container = self._open()
+        stream = self._container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate else None
+
+    def _open(self):
+        import av
+
+        options = {"rw_timeout": str(int(self.timeout_s * 1e6))}  # microseconds; bounds every read
+        if self.url.startswith("rtsp"):
+            options["rtsp_transport"] = "tcp"
+        try:
+            container = av.open(self.url, options=options, timeout=(self.timeout_s, self.timeout_s))
+        except Exception as e:
+            raise SourceError(f"cannot open stream {self.url}: {_first_line(e)}") from None
+        if not container.streams.video:
+            container.close()
+            raise SourceError(f"no video stream at {self.url}")
+        return container
+
+    def _frames(self) -> Iterator[Frame]:
+        index = 0
+        stream = self._container.streams.video[0]
+        t0 = None
+        try:
+            for vf in self._container.decode(stream):
+                t = float(vf.time) if vf.time is not None else 0.0
+                t0 = t if t0 is None else t0
+                yield Frame(index, t - t0, vf.to_ndarray(format="bgr24"))
+                index += 1
+        except Exception as e:
+            raise SourceError(f"stream {self.url} stopped: {_first_line(e)}") from None
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def _natural_key(p: Path):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
+
+
+class ImageFolderSource(FrameSource):
+    """Images of a folder in natural name order (or one image file). Unreadable images are skipped
+    and reported; ``skipped`` lists them."""
+
+    def __init__(self, path: str | Path, fps: float | None = None):
+        self.path = Path(path)
+        self.name = self.path.name
+        if self.path.is_file():
+            self.files = [self.path]
+        else:
+            self.files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
+                                 and p.is_file()), key=_natural_key)
+        if not self.files:
+            raise SourceError(f"no images in folder: {self.path}")
+        self.fps = fps
+        self.frame_count = len(self.files)
+        self.skipped: list[str] = []
+
+    def _frames(self) -> Iterator[Frame]:
+        index = 0
+        for p in self.files:
+            image = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            if image is None:
+                self.skipped.append(p.name)
+                log.warning("skipping unreadable image %s", p)
+                continue
+            yield Frame(index, index / self.fps if self.fps else float(index), image, p.name)
+            index += 1
+        if index == 0:
+            raise SourceError(f"no readable images in {self.path}")
+
+
+def open_source(spec: str | int | os.PathLike, timeout_s: float = 10.0) -> FrameSource:
+    """Open a camera index, stream URL, image folder, image file or video file."""
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
+        return CameraSource(int(spec))
+    text = os.fspath(spec)
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
+        return StreamSource(text, timeout_s=timeout_s)
+    p = Path(text)
+    if p.is_dir():
+        return ImageFolderSource(p)
+    if not p.exists():
+        raise SourceError(f"no such file or directory: {p}")
+    if p.suffix.lower() in IMAGE_EXTENSIONS:
+        return ImageFolderSource(p)
+    return VideoFileSource(p)

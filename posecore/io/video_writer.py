@@ -1,0 +1,92 @@
+"""Annotated video output with PyAV: H.264 (libx264) when present, else MPEG-4.
+
+The MP4 is fragmented (a fragment per keyframe, one keyframe a second), so a run that is killed
+still leaves a playable file up to its last fragment; a normal close finalises it.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OutputError
+
+
+def _pick_codec(preferred: str = "auto") -> str:
+    import av
+
+    if preferred != "auto":
+        if preferred not in av.codecs_available:
+            raise OutputError(f"video codec {preferred!r} is not available in this FFmpeg build")
+        return preferred
+    return "libx264" if "libx264" in av.codecs_available else "mpeg4"
+
+
+class VideoWriter:
+    """Write BGR uint8[H, W, 3] frames at a constant ``fps`` (the source's rate)."""
+
+    def __init__(self, path: str | Path, fps: float | None, width: int, height: int, codec: str = "auto",
+                 crf: int = 23):
+        import av
+
+        self.path = Path(path)
+        self.width, self.height = int(width), int(height)
+        # yuv420p needs even sizes: pad by one pixel where needed.
+        self._w = self.width + (self.width % 2)
+        self._h = self.height + (self.height % 2)
+        rate = Fraction(fps or 30.0).limit_denominator(1001)
+        self.codec = _pick_codec(codec)
+        try:
+            self._container = av.open(str(self.path), mode="w", format="mp4",
+                                      options={"movflags": "frag_keyframe+empty_moov+default_base_moof"})
+        except Exception as e:
+            raise OutputError(f"cannot write video {self.path}: {str(e).strip().splitlines()[0]}") from None
+        stream = self._container.add_stream(self.codec, rate=rate)
+        stream.width, stream.height = self._w, self._h
+        stream.pix_fmt = "yuv420p"
+        stream.gop_size = max(1, round(float(rate)))  # a keyframe (and fragment) every second
+        if self.codec == "libx264":
+            # No B-frames: decode order equals display order, so a cut file ends cleanly.
+            stream.options = {"crf": str(crf), "preset": "veryfast", "bframes": "0"}
+        else:
+            stream.bit_rate = 4_000_000
+            stream.options = {"bf": "0"}
+        self._stream = stream
+        self.frames_written = 0
+        self._closed = False
+
+    def write(self, image: np.ndarray) -> None:
+        import av
+
+        if image.shape[0] != self.height or image.shape[1] != self.width:
+            raise ValueError(f"frame size {image.shape[1]}x{image.shape[0]} != video {self.width}x{self.height}")
+        if (self._w, self._h) != (self.width, self.height):
+            padded = np.zeros((self._h, self._w, 3), np.uint8)
+            padded[: self.height, : self.width] = image
+            image = padded
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        frame.pts = self.frames_written
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except OSError as e:
+            raise OutputError(f"cannot write video {self.path}: {e.strerror or e}") from None
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
