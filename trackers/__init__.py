@@ -1,0 +1,9 @@
+"""Identity over time: Kalman-smoothed multi-person pose tracking.
+
+``Tracker(...).update(poses, frame_index)`` turns each frame's :class:`posecore.types.Poses` into
+:class:`posecore.types.Track` records with stable IDs, smoothed keypoints and predicted occluded joints.
+"""
+
+from .tracker import Tracker, TrackerConfig
+
+__all__ = ["Tracker", "TrackerConfig"]

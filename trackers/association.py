@@ -1,0 +1,107 @@
+"""Matching tracks to detections: pairwise IoU, OKS and centre-distance matrices, and gated Hungarian.
+
+Every matrix is computed for all pairs at once with broadcasting; rows are tracks (N), columns are
+detections (M), K is the number of joints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+_EPS = 1e-9
+_FORBIDDEN = 1e6  # cost put on gated pairs; far above any allowed cost, which are all in [0, a few]
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """float64[N, M] intersection over union of boxes float[N, 4] and float[M, 4] (x1 y1 x2 y2).
+
+    Empty boxes have IoU 0 with everything, including themselves.
+    """
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > _EPS, inter / np.maximum(union, _EPS), 0.0)
+
+
+def pose_oks(pred_xy: np.ndarray, pred_valid: np.ndarray, det_kpts: np.ndarray, areas: np.ndarray,
+             sigmas: np.ndarray, min_conf: float, min_joints: int) -> tuple[np.ndarray, np.ndarray]:
+    """Object keypoint similarity between predicted track poses and detected poses.
+
+    pred_xy float[N, K, 2] and pred_valid bool[N, K] (joints the track knows); det_kpts float[M, K, 3]
+    whose joints count when their confidence is at least ``min_conf``; areas float[N] the tracks' scale
+    s^2 (box area); sigmas float[K] COCO-style per-joint falloffs. A pair's OKS averages
+    ``exp(-d^2 / (2 s^2 (2 sigma)^2))`` over the joints valid on both sides.
+
+    Returns (oks float64[N, M], defined bool[N, M]); a pair with fewer than ``min_joints`` common joints
+    is undefined and its OKS is 0.
+    """
+    pred_xy = np.asarray(pred_xy, np.float64)
+    det_kpts = np.asarray(det_kpts, np.float64)
+    n, m = len(pred_xy), len(det_kpts)
+    k = pred_xy.shape[1] if pred_xy.ndim == 3 else 0
+    if n == 0 or m == 0 or k == 0:
+        return np.zeros((n, m)), np.zeros((n, m), bool)
+    valid = np.asarray(pred_valid, bool)[:, None, :] & (det_kpts[None, :, :, 2] >= min_conf)
+    d2 = ((pred_xy[:, None, :, :] - det_kpts[None, :, :, :2]) ** 2).sum(-1)
+    var = 2.0 * np.maximum(np.asarray(areas, np.float64), 1.0)[:, None, None] * (2.0 * np.asarray(sigmas, np.float64)) ** 2
+    e = np.exp(-d2 / var)
+    count = valid.sum(-1)
+    oks = np.where(valid, e, 0.0).sum(-1) / np.maximum(count, 1)
+    defined = count >= max(min_joints, 1)
+    return np.where(defined, oks, 0.0), defined
+
+
+def pose_similarity(iou: np.ndarray, oks: np.ndarray, oks_defined: np.ndarray, iou_weight: float) -> np.ndarray:
+    """float64[N, M] in [0, 1]: ``iou_weight * IoU + (1 - iou_weight) * OKS`` where OKS is defined, else IoU."""
+    return np.where(oks_defined, iou_weight * iou + (1.0 - iou_weight) * oks, iou)
+
+
+def centre_distance(track_boxes: np.ndarray, det_boxes: np.ndarray, track_sizes: np.ndarray) -> np.ndarray:
+    """float64[N, M] distance between box centres divided by the track's size float[N] (> 0)."""
+    a = np.asarray(track_boxes, np.float64).reshape(-1, 4)
+    b = np.asarray(det_boxes, np.float64).reshape(-1, 4)
+    ca = (a[:, :2] + a[:, 2:]) / 2
+    cb = (b[:, :2] + b[:, 2:]) / 2
+    d = np.sqrt(((ca[:, None, :] - cb[None, :, :]) ** 2).sum(-1))
+    return d / np.maximum(np.asarray(track_sizes, np.float64), _EPS)[:, None]
+
+
+@dataclass
+class Matching:
+    """Result of :func:`assign`: matched (row, column) pairs int[P, 2] and the leftover rows and columns."""
+
+    pairs: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+
+
+def assign(cost: np.ndarray, allowed: np.ndarray) -> Matching:
+    """Minimum-cost one-to-one matching (Hungarian method) of a float[N, M] ``cost`` over bool[N, M] ``allowed`` pairs.
+
+    Forbidden pairs get a prohibitive cost, so the solver first matches as many allowed pairs as it can
+    and then minimises their total cost; any forbidden pair it is forced into is dropped.
+    """
+    cost = np.asarray(cost, np.float64)
+    allowed = np.asarray(allowed, bool) & np.isfinite(cost)
+    n, m = cost.shape
+    if n == 0 or m == 0 or not allowed.any():
+        return Matching(np.zeros((0, 2), np.intp), np.arange(n), np.arange(m))
+    # Only rows and columns with some allowed pair take part: keeps the problem small.
+    r_idx = np.flatnonzero(allowed.any(1))
+    c_idx = np.flatnonzero(allowed.any(0))
+    sub = np.where(allowed[np.ix_(r_idx, c_idx)], np.minimum(cost[np.ix_(r_idx, c_idx)], _FORBIDDEN / 2), _FORBIDDEN)
+    r, c = linear_sum_assignment(sub)
+    ok = sub[r, c] < _FORBIDDEN
+    pairs = np.stack([r_idx[r[ok]], c_idx[c[ok]]], axis=1).astype(np.intp)
+    rows = np.setdiff1d(np.arange(n), pairs[:, 0])
+    cols = np.setdiff1d(np.arange(m), pairs[:, 1])
+    return Matching(pairs, rows, cols)

@@ -1,0 +1,376 @@
+"""Multi-person pose tracker: who is who over time, with smoothed and gap-filled keypoints.
+
+Each frame, every track is predicted forward (box and joints), matched to the frame's poses in four
+gated Hungarian stages, corrected by its match, and moved along its lifecycle::
+
+    tentative --(min_hits matches)--> confirmed <--(matched again)--> lost --(max_lost frames)--> removed
+        \\--(missed once)--> removed
+
+Matching stages (ByteTrack-style; "high" poses score at least ``high_score``, "low" ones at least
+``low_score``, the rest are ignored):
+
+1. confirmed and lost tracks vs high poses, on ``1 - similarity`` where similarity mixes box IoU and the
+   OKS between the track's predicted pose and the detected one; pairs below ``match_min_sim`` are gated;
+2. tracks that were matched in the previous frame and are still free vs low poses (an occluded person
+   often scores low), gate ``low_match_min_sim``;
+3. second chance for the still-free confirmed and lost tracks vs the still-free high poses, on the
+   distance between box centres in units of the track's size (gate ``reid_max_dist``, box sizes within
+   a factor ``reid_max_scale``): re-finds a person who comes back from behind an occluder away from
+   where IoU could see them;
+4. tentative tracks vs the remaining high poses, as stage 1.
+
+Remaining high poses scoring at least ``new_track_score`` start tentative tracks. IDs start at 1 and
+are never reused until :meth:`Tracker.reset`.
+
+The track table is a set of parallel arrays (one row per track), so everything but the box filters
+(one filterpy object per track) and the building of the returned records runs as NumPy operations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from posecore.config import from_dict, option, to_dict
+from posecore.errors import ConfigError
+from posecore.skeleton import COCO17, get_skeleton
+from posecore.types import Poses, Track, TrackState
+
+from .association import assign, box_iou, centre_distance, pose_oks, pose_similarity
+from .kalman import BoxKalman, BoxMotion, KeypointKalman, box_size
+
+COORD_LIMIT = 1e6  # px; inputs are clipped to +-this so squares and sums stay finite
+_NEVER = np.iinfo(np.int64).max // 4  # "frames since seen" of a joint never seen
+
+_TENTATIVE, _CONFIRMED, _LOST = 0, 1, 2
+
+
+@dataclass
+class TrackerConfig:
+    """Settings of :class:`Tracker`. Sizes are fractions of the person's size ``sqrt(w * h)`` of the box."""
+
+    # Which poses take part.
+    high_score: float = option(0.5, ge=0.0, le=1.0, help="poses scoring at least this are matched first and may start tracks")
+    low_score: float = option(0.1, ge=0.0, le=1.0, help="poses scoring below this are ignored; between low and high they only extend tracks")
+    new_track_score: float = option(0.6, ge=0.0, le=1.0, help="an unmatched high pose starts a track only if it scores at least this")
+    # Association.
+    iou_weight: float = option(0.5, ge=0.0, le=1.0, help="similarity = w * IoU + (1 - w) * OKS (IoU alone when OKS is undefined)")
+    match_min_sim: float = option(0.2, gt=0.0, le=1.0, help="least similarity for a match of a high pose")
+    low_match_min_sim: float = option(0.4, gt=0.0, le=1.0, help="least similarity for a match of a low pose")
+    oks_min_joints: int = option(3, ge=1, le=1000, help="OKS needs at least this many joints known on both sides")
+    reid_max_dist: float = option(1.0, ge=0.0, le=10.0, help="second chance: largest centre distance, in track sizes")
+    reid_max_scale: float = option(2.0, ge=1.0, le=10.0, help="second chance: largest ratio between the two box sizes")
+    # Lifecycle.
+    min_hits: int = option(2, ge=1, le=1000, help="matches before a track is confirmed (immediate in the first min_hits frames)")
+    max_lost: int = option(30, ge=0, le=100000, help="frames a confirmed track is kept and predicted without a match")
+    report_lost: int = option(5, ge=0, le=100000, help="lost tracks are returned for this many frames after their last match (0: never)")
+    lost_score_decay: float = option(0.8, gt=0.0, le=1.0, help="a reported lost track's score and confidences shrink by this per frame")
+    velocity_damping: float = option(0.9, ge=0.0, le=1.0, help="per-frame factor on the velocity of a lost box and of unmeasured joints")
+    max_tracks: int = option(1000, ge=1, le=1000000, help="track table limit; the longest-unmatched tracks go first")
+    # Keypoint filter.
+    kp_seen_conf: float = option(0.3, ge=0.0, le=1.0, help="a joint is reported seen (and used for OKS) from this confidence up")
+    kp_min_conf: float = option(0.05, gt=0.0, le=1.0, help="joints below this confidence are not measured, only predicted")
+    kp_meas_std: float = option(0.02, gt=0.0, le=10.0, help="joint measurement std at confidence 1 (variance grows as 1 / confidence)")
+    kp_accel_std: float = option(0.004, gt=0.0, le=10.0, help="joint process noise: std of the velocity change per frame")
+    kp_init_vel_std: float = option(0.05, ge=0.0, le=10.0, help="std of a new joint's unknown velocity, per frame")
+    # Box filter.
+    box_meas_std: float = option(0.05, gt=0.0, le=10.0, help="box centre and side measurement std")
+    box_accel_std: float = option(0.01, gt=0.0, le=10.0, help="box process noise: std of the velocity change per frame")
+    box_init_vel_std: float = option(0.05, ge=0.0, le=10.0, help="std of a new box's unknown velocity, per frame")
+
+    def __post_init__(self) -> None:
+        if self.low_score > self.high_score:
+            raise ConfigError(f"low_score: must be <= high_score ({self.high_score}), got {self.low_score}")
+
+
+@dataclass
+class _Frame:
+    """One frame's usable poses, cleaned: boxes float64[D, 4], scores float64[D], kpts float64[D, K, 3], seen bool[D, K]."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    kpts: np.ndarray
+    seen: np.ndarray
+    skeleton: str
+
+
+def _clean(poses: Poses, low_score: float) -> _Frame:
+    """Finite, bounded copies of the poses scoring at least ``low_score``; boxes ordered x1 <= x2, y1 <= y2."""
+    boxes = np.asarray(poses.boxes, np.float64).reshape(-1, 4)
+    scores = np.asarray(poses.scores, np.float64).reshape(-1)
+    kpts = np.asarray(poses.keypoints, np.float64)
+    ok = np.isfinite(boxes).all(1) & np.isfinite(scores) & (scores >= low_score)
+    boxes = np.clip(boxes[ok], -COORD_LIMIT, COORD_LIMIT)
+    boxes = np.concatenate([np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], 1)
+    kpts = kpts[ok].copy()
+    seen = np.asarray(poses.seen, bool)[ok]
+    finite = np.isfinite(kpts).all(-1)
+    kpts[~finite] = 0.0
+    kpts[..., :2] = np.clip(kpts[..., :2], -COORD_LIMIT, COORD_LIMIT)
+    kpts[..., 2] = np.clip(kpts[..., 2], 0.0, 1.0)
+    return _Frame(boxes, scores[ok], kpts, seen & finite, poses.skeleton)
+
+
+def _joint_sigmas(skeleton: str, num_joints: int) -> np.ndarray:
+    """float64[K] OKS sigmas of the skeleton; COCO's mean sigma for every joint if it is unknown or has another K."""
+    try:
+        sk = get_skeleton(skeleton)
+    except ValueError:
+        sk = None
+    if sk is not None and sk.num_joints == num_joints:
+        return sk.sigmas_array.astype(np.float64)
+    return np.full(num_joints, float(COCO17.sigmas_array.mean()))
+
+
+class Tracker:
+    """Assigns stable IDs to people across frames and smooths their keypoints; see the module docstring.
+
+    Build with keyword options named as in :class:`TrackerConfig` (``Tracker(max_lost=60)``), with a
+    config (``Tracker(cfg)``) or with :meth:`from_config`. Invalid values raise ``ConfigError``.
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, **options: Any) -> None:
+        base = to_dict(config if config is not None else TrackerConfig())
+        self.config: TrackerConfig = from_dict(TrackerConfig, {**base, **options})
+        self._motion = BoxMotion()
+        self.reset()
+
+    @classmethod
+    def from_config(cls, cfg: TrackerConfig | dict[str, Any] | None) -> "Tracker":
+        """A tracker from a :class:`TrackerConfig` or a mapping of its keys (missing keys keep their defaults)."""
+        if cfg is None or isinstance(cfg, TrackerConfig):
+            return cls(cfg)
+        return cls(from_dict(TrackerConfig, cfg))
+
+    def reset(self) -> None:
+        """Forget every track and start numbering again at 1 (for a new video)."""
+        self._next_id = 1
+        self._frame_count = 0
+        self._last_frame: int | None = None
+        self._clear_tracks(0, "coco17")
+
+    @property
+    def num_tracks(self) -> int:
+        """Tracks held (tentative, confirmed and lost)."""
+        return len(self._ids)
+
+    def _clear_tracks(self, num_joints: int, skeleton: str) -> None:
+        c = self.config
+        self._k = num_joints
+        self._skeleton = skeleton
+        self._sigmas = _joint_sigmas(skeleton, num_joints)
+        joint_scale = np.sqrt(self._sigmas / max(float(self._sigmas.mean()), 1e-9)) if num_joints else self._sigmas
+        self._kp = KeypointKalman(joint_scale, c.kp_meas_std, c.kp_accel_std, c.kp_init_vel_std,
+                                  c.kp_min_conf, c.velocity_damping)
+        self._boxes: list[BoxKalman] = []
+        self._ids = np.zeros(0, np.int64)
+        self._state = np.zeros(0, np.int8)
+        self._hits = np.zeros(0, np.int64)
+        self._age = np.zeros(0, np.int64)
+        self._tsu = np.zeros(0, np.int64)  # frames since the last match
+        self._score = np.zeros(0, np.float64)
+        self._conf = np.zeros((0, num_joints), np.float64)  # last measured joint confidences
+        self._seen = np.zeros((0, num_joints), bool)  # joints reported seen at the last match
+        self._joint_tsu = np.zeros((0, num_joints), np.int64)  # frames since each joint was seen
+
+    # ------------------------------------------------------------------ main step
+
+    def update(self, poses: Poses, frame_index: int) -> list[Track]:
+        """Feed one frame's poses; return this frame's tracks, sorted by ID.
+
+        Returned:
+
+        * every CONFIRMED track matched in this frame (``time_since_update == 0``) — including a track
+          confirmed by this very match. ``box`` and ``keypoints[:, :2]`` are the filters' corrected
+          estimates (for a new track, exactly the detection); ``keypoints[:, 2]`` and ``score`` are the
+          detection's. ``seen[j]`` is the detection's ``seen[j]`` and ``confidence[j] >= kp_seen_conf``;
+          an unseen joint is still reported, at the filter's estimate: its prediction, nudged by the
+          measurement with a weight that falls with its confidence, and not at all below
+          ``kp_min_conf``.
+        * every LOST track with ``1 <= time_since_update <= report_lost``, at its predicted box and pose,
+          all ``seen`` False, with score and confidences multiplied by ``lost_score_decay`` per frame
+          since the last match.
+
+        Tentative tracks are never returned. In the first ``min_hits`` frames after a reset a new track
+        is confirmed at once (so a single still image returns every person it scores). ``frame_index``
+        sets the time step: a jump of n frames predicts n frames ahead; a repeated or smaller index
+        counts as one frame. Poses with a different number of joints than the previous frame's start
+        the track table afresh (IDs keep counting). Non-finite values are ignored, coordinates are
+        clipped to +-1e6 px; the tracker never raises on finite input.
+        """
+        c = self.config
+        det = _clean(poses, c.low_score)
+        num_joints = det.kpts.shape[1]
+        if num_joints != self._k or det.skeleton != self._skeleton:
+            self._clear_tracks(num_joints, det.skeleton)
+
+        dt = 1
+        if self._last_frame is not None and int(frame_index) > self._last_frame:
+            dt = min(int(frame_index) - self._last_frame, c.max_lost + 1)
+        self._last_frame = int(frame_index)
+        self._frame_count += 1
+
+        self._predict(dt)
+        pairs, free_dets = self._associate(det)
+        self._correct(pairs, det)
+        self._age_out()
+        self._birth(det, free_dets)
+        return self._report()
+
+    # ------------------------------------------------------------------ steps
+
+    def _predict(self, dt: int) -> None:
+        c = self.config
+        motion = self._motion(dt)
+        damp = c.velocity_damping ** dt
+        for box, tsu in zip(self._boxes, self._tsu):
+            box.predict(motion, damp if tsu > 0 else 1.0)
+        self._kp.predict(dt, self._sizes())
+        self._age += dt
+        self._tsu += dt
+        self._joint_tsu = np.minimum(self._joint_tsu + dt, _NEVER)
+
+    def _sizes(self) -> np.ndarray:
+        return np.array([b.size for b in self._boxes], np.float64)
+
+    def _track_boxes(self) -> np.ndarray:
+        return np.array([b.box for b in self._boxes], np.float64).reshape(-1, 4)
+
+    def _associate(self, det: _Frame) -> tuple[np.ndarray, np.ndarray]:
+        """Match tracks to poses; returns (pairs int[P, 2] of (track row, pose index), unmatched high pose indices)."""
+        c = self.config
+        n, m = self.num_tracks, len(det.boxes)
+        high = det.scores >= c.high_score
+        if n == 0 or m == 0:
+            return np.zeros((0, 2), np.intp), np.flatnonzero(high)
+
+        boxes = self._track_boxes()
+        sizes = self._sizes()
+        iou = box_iou(boxes, det.boxes)
+        known = self._joint_tsu <= max(c.max_lost, 1)
+        det_kpts = det.kpts.copy()
+        det_kpts[..., 2] = np.where(det.seen, det_kpts[..., 2], 0.0)  # only seen joints count for OKS
+        oks, defined = pose_oks(self._kp.pos, known, det_kpts, sizes ** 2, self._sigmas, c.kp_seen_conf,
+                                c.oks_min_joints)
+        sim = pose_similarity(iou, oks, defined, c.iou_weight)
+        cost = 1.0 - sim
+
+        # State is still last frame's: CONFIRMED means matched last frame, LOST means missed.
+        state = self._state
+        track_free = np.ones(n, bool)
+        det_free = np.ones(m, bool)
+        pairs: list[np.ndarray] = []
+
+        def stage(rows_mask: np.ndarray, cols_mask: np.ndarray, stage_cost: np.ndarray, allowed: np.ndarray) -> None:
+            rows = np.flatnonzero(rows_mask & track_free)
+            cols = np.flatnonzero(cols_mask & det_free)
+            if len(rows) == 0 or len(cols) == 0:
+                return
+            sub = np.ix_(rows, cols)
+            mt = assign(stage_cost[sub], allowed[sub])
+            if len(mt.pairs):
+                p = np.stack([rows[mt.pairs[:, 0]], cols[mt.pairs[:, 1]]], 1)
+                track_free[p[:, 0]] = False
+                det_free[p[:, 1]] = False
+                pairs.append(p)
+
+        active = (state == _CONFIRMED) | (state == _LOST)
+        stage(active, high, cost, sim >= c.match_min_sim)
+        stage(state == _CONFIRMED, ~high, cost, sim >= c.low_match_min_sim)
+        dist = centre_distance(boxes, det.boxes, sizes)
+        ratio = box_size(det.boxes)[None, :] / sizes[:, None]
+        near = (dist <= c.reid_max_dist) & (ratio <= c.reid_max_scale) & (ratio >= 1.0 / c.reid_max_scale)
+        stage(active, high, dist, near)
+        stage(state == _TENTATIVE, high, cost, sim >= c.match_min_sim)
+
+        all_pairs = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.intp)
+        return all_pairs.astype(np.intp), np.flatnonzero(high & det_free)
+
+    def _correct(self, pairs: np.ndarray, det: _Frame) -> None:
+        c = self.config
+        matched = np.zeros(self.num_tracks, bool)
+        if len(pairs):
+            rows, cols = pairs[:, 0], pairs[:, 1]
+            matched[rows] = True
+            for r, d in zip(rows, cols):
+                self._boxes[r].update(det.boxes[d])
+            self._kp.update(rows, det.kpts[cols], box_size(det.boxes[cols]))
+            self._hits[rows] += 1
+            self._tsu[rows] = 0
+            self._score[rows] = det.scores[cols]
+            self._conf[rows] = det.kpts[cols, :, 2]
+            seen = det.seen[cols] & (det.kpts[cols, :, 2] >= c.kp_seen_conf)
+            self._seen[rows] = seen
+            self._joint_tsu[rows] = np.where(seen, 0, self._joint_tsu[rows])
+        warmup = self._frame_count <= c.min_hits
+        promote = matched & ((self._state != _TENTATIVE) | (self._hits >= c.min_hits) | warmup)
+        self._state[promote] = _CONFIRMED
+        self._state[~matched & (self._state == _CONFIRMED)] = _LOST
+
+    def _age_out(self) -> None:
+        c = self.config
+        keep = ~((self._state == _TENTATIVE) & (self._tsu > 0)) & ~((self._state == _LOST) & (self._tsu > c.max_lost))
+        if not keep.all():
+            self._keep(keep)
+
+    def _birth(self, det: _Frame, free_dets: np.ndarray) -> None:
+        c = self.config
+        new = free_dets[det.scores[free_dets] >= c.new_track_score]
+        if len(new):
+            n = len(new)
+            self._boxes.extend(BoxKalman(det.boxes[d], c.box_meas_std, c.box_accel_std, c.box_init_vel_std) for d in new)
+            self._kp.add(det.kpts[new], box_size(det.boxes[new]))
+            self._ids = np.concatenate([self._ids, np.arange(self._next_id, self._next_id + n)])
+            self._next_id += n
+            state = _CONFIRMED if (c.min_hits <= 1 or self._frame_count <= c.min_hits) else _TENTATIVE
+            self._state = np.concatenate([self._state, np.full(n, state, np.int8)])
+            self._hits = np.concatenate([self._hits, np.ones(n, np.int64)])
+            self._age = np.concatenate([self._age, np.zeros(n, np.int64)])
+            self._tsu = np.concatenate([self._tsu, np.zeros(n, np.int64)])
+            self._score = np.concatenate([self._score, det.scores[new]])
+            self._conf = np.concatenate([self._conf, det.kpts[new, :, 2]])
+            seen = det.seen[new] & (det.kpts[new, :, 2] >= c.kp_seen_conf)
+            self._seen = np.concatenate([self._seen, seen])
+            self._joint_tsu = np.concatenate([self._joint_tsu, np.where(seen, 0, _NEVER)])
+        excess = self.num_tracks - c.max_tracks
+        if excess > 0:
+            # Drop the tracks unmatched for longest (stable: among equals, the oldest rows go first).
+            order = np.argsort(-self._tsu, kind="stable")
+            keep = np.ones(self.num_tracks, bool)
+            keep[order[:excess]] = False
+            self._keep(keep)
+
+    def _keep(self, keep: np.ndarray) -> None:
+        self._boxes = [b for b, k in zip(self._boxes, keep) if k]
+        self._kp.keep(keep)
+        for name in ("_ids", "_state", "_hits", "_age", "_tsu", "_score", "_conf", "_seen", "_joint_tsu"):
+            setattr(self, name, getattr(self, name)[keep])
+
+    def _report(self) -> list[Track]:
+        c = self.config
+        live = (self._state == _CONFIRMED) & (self._tsu == 0)
+        lost = (self._state == _LOST) & (self._tsu >= 1) & (self._tsu <= c.report_lost)
+        rows = np.flatnonzero(live | lost)
+        if len(rows) == 0:
+            return []
+        decay = np.where(lost[rows], c.lost_score_decay ** np.minimum(self._tsu[rows], 1000).astype(np.float64), 1.0)
+        kpts = np.concatenate([self._kp.pos[rows], (self._conf[rows] * decay[:, None])[..., None]], -1).astype(np.float32)
+        seen = self._seen[rows] & live[rows][:, None]
+        scores = self._score[rows] * decay
+        out = []
+        for i, r in enumerate(rows):
+            out.append(Track(
+                track_id=int(self._ids[r]),
+                state=TrackState.CONFIRMED if live[r] else TrackState.LOST,
+                box=self._boxes[r].box.astype(np.float32),
+                score=float(scores[i]),
+                keypoints=kpts[i],
+                seen=seen[i],
+                age=int(self._age[r]),
+                hits=int(self._hits[r]),
+                time_since_update=int(self._tsu[r]),
+            ))
+        return out
+
