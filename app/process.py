@@ -144,6 +144,7 @@ def run_process(opts: ProcessOptions, pipeline: Pipeline | None = None) -> Proce
     start = len(done)
     if pipeline is None:
         pipeline = Pipeline.from_config(opts.config)
+    pipeline.reset()
     paths["run"].write_text(json.dumps(settings, indent=2), encoding="utf-8")
     paths["coco"].unlink(missing_ok=True)  # written only when the run completes
 

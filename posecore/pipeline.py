@@ -79,6 +79,10 @@ class Pipeline:
         estimator = build_estimator(cfg.pose, cfg.detector.device)
         return cls(detector, estimator, Tracker.from_config(cfg.tracker), prefetch=cfg.prefetch)
 
+    def reset(self) -> None:
+        """Forget all tracks, as before a new video."""
+        self.tracker.reset()
+
     @property
     def skeleton(self) -> str:
         return self.estimator.skeleton

@@ -58,6 +58,7 @@ def _truncate_lines(path: Path, keep) -> None:
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; results are ordinary files
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

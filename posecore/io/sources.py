@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,9 @@ import numpy as np
 from ..errors import SourceError
 
 log = logging.getLogger("occlupose")
+
+# OpenCV's FFmpeg backend prints decoder chatter on stderr; we report problems ourselves.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -60,7 +64,8 @@ class FrameSource:
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
+    # FFmpeg errors carry a clean reason in strerror; str() adds the errno and the path again.
+    text = (getattr(e, "strerror", None) or str(e)).strip()
     return text.splitlines()[0] if text else type(e).__name__
 
 
@@ -143,6 +148,9 @@ class VideoFileSource(FrameSource):
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame/slice threads: decoding keeps up with inference
             decoder = container.decode(stream)
+            # Times count from the stream's start: many files (edited or fragmented) start later than 0.
+            start = stream.start_time or 0
+            tb = float(stream.time_base) if stream.time_base else None
             while True:
                 try:
                     vf = next(decoder)
@@ -159,7 +167,10 @@ class VideoFileSource(FrameSource):
                 if k:
                     # The display matrix angle is counter-clockwise, as np.rot90 turns.
                     image = np.ascontiguousarray(np.rot90(image, k))
-                t = float(vf.time) if vf.time is not None else index / (self.fps or 30.0)
+                if vf.pts is not None and tb:
+                    t = (vf.pts - start) * tb
+                else:
+                    t = index / (self.fps or 30.0)
                 yield Frame(index, t, image)
                 index += 1
         finally:
@@ -191,7 +202,16 @@ class CameraSource(FrameSource):
     def __init__(self, index: int, width: int | None = None, height: int | None = None):
         self.index = int(index)
         self.name = f"camera{self.index}"
-        self._cap = cv2.VideoCapture(self.index)
+        if sys.platform.startswith("linux") and not os.path.exists(f"/dev/video{self.index}"):
+            raise SourceError(f"no camera at index {self.index}")
+        from cv2.utils import logging as cvlog
+
+        level = cvlog.getLogLevel()
+        cvlog.setLogLevel(cvlog.LOG_LEVEL_SILENT)  # a failing open prints many warnings; we say it in one line
+        try:
+            self._cap = cv2.VideoCapture(self.index)
+        finally:
+            cvlog.setLogLevel(level)
         if not self._cap.isOpened():
             self._cap.release()
             raise SourceError(f"no camera at index {self.index}")

@@ -1,0 +1,104 @@
+"""Every bad input gives one clear line on stderr, a non-zero exit, and no traceback."""
+
+import numpy as np
+import pytest
+
+from posecore.io.video_writer import VideoWriter
+
+
+def _assert_one_line_error(r, pattern):
+    assert r.returncode != 0, r.stdout
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in r.stderr, r.stderr
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("occlupose: error:"), lines[0]
+    assert pattern in lines[0], lines[0]
+
+
+def _tiny_clip(path, n):
+    with VideoWriter(path, 10, 64, 48) as v:
+        for i in range(n):
+            v.write(np.full((48, 64, 3), i * 10 % 255, np.uint8))
+
+
+def test_missing_file(cli, tmp_path):
+    _assert_one_line_error(cli("process", tmp_path / "nope.mp4", "-o", tmp_path / "out", "-q"), "no such file")
+
+
+def test_text_file_named_mp4(cli, tmp_path):
+    p = tmp_path / "fake.mp4"
+    p.write_text("hello\n" * 100)
+    _assert_one_line_error(cli("process", p, "-o", tmp_path / "out", "-q"), "cannot read video")
+
+
+def test_truncated_header(cli, tmp_path):
+    src = tmp_path / "clip.mp4"
+    _tiny_clip(src, 20)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(src.read_bytes()[:100])
+    r = cli("process", cut, "-o", tmp_path / "out", "-q")
+    _assert_one_line_error(r, str(cut.name))
+
+
+def test_zero_byte_video(cli, tmp_path):
+    p = tmp_path / "empty.avi"
+    p.write_bytes(b"")
+    _assert_one_line_error(cli("process", p, "-o", tmp_path / "out", "-q"), "empty file")
+
+
+def test_no_camera_at_index(cli, tmp_path):
+    _assert_one_line_error(cli("process", "57", "-o", tmp_path / "out", "-q"), "no camera at index 57")
+
+
+def test_url_that_does_not_answer(cli, tmp_path):
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    try:
+        r = cli("process", f"http://127.0.0.1:{srv.getsockname()[1]}/x.mp4", "-o", tmp_path / "out", "-q",
+                "--set", "detector.device=cpu", timeout=120)
+    finally:
+        srv.close()
+    _assert_one_line_error(r, "cannot open stream")
+
+
+@pytest.mark.parametrize("content, pattern", [
+    (None, "weights file not found"),
+    (b"\x80\x04garbage that is not a checkpoint", "cannot load YOLO weights"),
+])
+def test_missing_or_corrupt_detector_weights(cli, tmp_path, demo_clip, content, pattern):
+    w = tmp_path / "w eights.pt"
+    if content is not None:
+        w.write_bytes(content)
+    _assert_one_line_error(cli("process", demo_clip, "-o", tmp_path / "out", "-q", "--det-weights", w), pattern)
+
+
+def test_unwritable_output_folder(cli, tmp_path, demo_clip):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _assert_one_line_error(cli("process", demo_clip, "-o", blocker / "out", "-q"), "cannot write to output folder")
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["--set", "tracker.max_lost=-3"], "tracker.max_lost"),
+    (["--set", "detector.imgsz=abc"], "detector.imgsz"),
+    (["--set", "detector.colour=1"], "detector.colour: unknown key"),
+    (["--conf", "1.5"], "detector.conf"),
+    (["--device", "tpu9"], "device"),
+    (["--pose", "dag"], "pose.weights"),
+])
+def test_invalid_settings(cli, tmp_path, demo_clip, args, pattern):
+    _assert_one_line_error(cli("process", demo_clip, "-o", tmp_path / "out", "-q", *args), pattern)
+
+
+def test_invalid_config_file(cli, tmp_path, demo_clip):
+    cfg = tmp_path / "my config.yaml"
+    cfg.write_text("detector:\n  imgsz: [1, 2]\n")
+    _assert_one_line_error(cli("process", demo_clip, "-o", tmp_path / "out", "-q", "--config", cfg), "detector.imgsz")
+
+
+def test_usage_error_is_not_a_traceback(cli):
+    r = cli("process")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "usage" in r.stderr
