@@ -33,13 +33,16 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def pose_oks(pred_xy: np.ndarray, pred_valid: np.ndarray, det_kpts: np.ndarray, areas: np.ndarray,
-             sigmas: np.ndarray, min_conf: float, min_joints: int) -> tuple[np.ndarray, np.ndarray]:
+             sigmas: np.ndarray, min_conf: float, min_joints: int,
+             candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Object keypoint similarity between predicted track poses and detected poses.
 
     pred_xy float[N, K, 2] and pred_valid bool[N, K] (joints the track knows); det_kpts float[M, K, 3]
     whose joints count when their confidence is at least ``min_conf``; areas float[N] the tracks' scale
     s^2 (box area); sigmas float[K] COCO-style per-joint falloffs. A pair's OKS averages
-    ``exp(-d^2 / (2 s^2 (2 sigma)^2))`` over the joints valid on both sides.
+    ``exp(-d^2 / (2 s^2 (2 sigma)^2))`` over the joints valid on both sides. ``candidates`` bool[N, M]
+    limits the work to the pairs that may match (in a crowd most pairs are far apart); others are
+    undefined.
 
     Returns (oks float64[N, M], defined bool[N, M]); a pair with fewer than ``min_joints`` common joints
     is undefined and its OKS is 0.
@@ -47,17 +50,27 @@ def pose_oks(pred_xy: np.ndarray, pred_valid: np.ndarray, det_kpts: np.ndarray, 
     pred_xy = np.asarray(pred_xy, np.float64)
     det_kpts = np.asarray(det_kpts, np.float64)
     n, m = len(pred_xy), len(det_kpts)
+    oks = np.zeros((n, m))
+    defined = np.zeros((n, m), bool)
     k = pred_xy.shape[1] if pred_xy.ndim == 3 else 0
     if n == 0 or m == 0 or k == 0:
-        return np.zeros((n, m)), np.zeros((n, m), bool)
-    valid = np.asarray(pred_valid, bool)[:, None, :] & (det_kpts[None, :, :, 2] >= min_conf)
-    d2 = ((pred_xy[:, None, :, :] - det_kpts[None, :, :, :2]) ** 2).sum(-1)
-    var = 2.0 * np.maximum(np.asarray(areas, np.float64), 1.0)[:, None, None] * (2.0 * np.asarray(sigmas, np.float64)) ** 2
-    e = np.exp(-d2 / var)
+        return oks, defined
+    if candidates is None:
+        ti, di = (a.ravel() for a in np.indices((n, m)))
+    else:
+        ti, di = np.nonzero(candidates)
+    if len(ti) == 0:
+        return oks, defined
+    valid = np.asarray(pred_valid, bool)[ti] & (det_kpts[di, :, 2] >= min_conf)  # [P, K]
+    d2 = ((pred_xy[ti] - det_kpts[di, :, :2]) ** 2).sum(-1)
+    areas = np.maximum(np.asarray(areas, np.float64), 1.0)
+    var = 2.0 * areas[ti, None] * (2.0 * np.asarray(sigmas, np.float64)) ** 2
     count = valid.sum(-1)
-    oks = np.where(valid, e, 0.0).sum(-1) / np.maximum(count, 1)
-    defined = count >= max(min_joints, 1)
-    return np.where(defined, oks, 0.0), defined
+    score = np.where(valid, np.exp(-d2 / var), 0.0).sum(-1) / np.maximum(count, 1)
+    ok = count >= max(min_joints, 1)
+    oks[ti, di] = np.where(ok, score, 0.0)
+    defined[ti, di] = ok
+    return oks, defined
 
 
 def pose_similarity(iou: np.ndarray, oks: np.ndarray, oks_defined: np.ndarray, iou_weight: float) -> np.ndarray:
@@ -102,6 +115,8 @@ def assign(cost: np.ndarray, allowed: np.ndarray) -> Matching:
     r, c = linear_sum_assignment(sub)
     ok = sub[r, c] < _FORBIDDEN
     pairs = np.stack([r_idx[r[ok]], c_idx[c[ok]]], axis=1).astype(np.intp)
-    rows = np.setdiff1d(np.arange(n), pairs[:, 0])
-    cols = np.setdiff1d(np.arange(m), pairs[:, 1])
-    return Matching(pairs, rows, cols)
+    row_free = np.ones(n, bool)
+    row_free[pairs[:, 0]] = False
+    col_free = np.ones(m, bool)
+    col_free[pairs[:, 1]] = False
+    return Matching(pairs, np.flatnonzero(row_free), np.flatnonzero(col_free))

@@ -39,6 +39,11 @@ def z_to_box(z: np.ndarray) -> np.ndarray:
     return np.concatenate([z[..., :2] - half, z[..., :2] + half], axis=-1)
 
 
+def _z_size(z: np.ndarray) -> np.ndarray:
+    """float64[...] sqrt(w * h), at least MIN_SIZE, of float[..., 4] cx cy w h."""
+    return np.maximum(np.sqrt(np.maximum(z[..., 2], 0.0) * np.maximum(z[..., 3], 0.0)), MIN_SIZE)
+
+
 def box_size(box: np.ndarray) -> np.ndarray:
     """float[..., 4] x1 y1 x2 y2 -> float64[...] sqrt(w * h), at least MIN_SIZE."""
     box = np.asarray(box, np.float64)
@@ -63,59 +68,91 @@ class BoxMotion:
         return self._cache[dt]
 
 
+def _inv_diagonal(s: np.ndarray) -> np.ndarray:
+    """Inverse of a diagonal matrix. The box filter's innovation covariance is diagonal: its four
+    coordinates never mix (diagonal R, block-diagonal F, Q and initial P), so this replaces a general
+    4x4 inverse in filterpy's update."""
+    return np.diag(1.0 / s.diagonal())
+
+
 class BoxKalman:
-    """Constant-velocity filter on (cx, cy, w, h) of one person's box, on ``filterpy``.
+    """Constant-velocity box filters of T tracks (rows): one ``filterpy`` ``KalmanFilter`` per track
+    over (cx, cy, w, h) and their velocities.
 
     Standard deviations are fractions of the box size: ``meas_std`` of a measured coordinate,
     ``accel_std`` of the change of velocity per frame, ``init_vel_std`` of the unknown velocity at birth.
+    The methods take and return arrays over all rows so callers need no per-track code.
     """
 
-    def __init__(self, box: np.ndarray, meas_std: float, accel_std: float, init_vel_std: float) -> None:
+    def __init__(self, meas_std: float, accel_std: float, init_vel_std: float) -> None:
         self.meas_std = meas_std
         self.accel_std = accel_std
-        kf = KalmanFilter(dim_x=8, dim_z=4)
-        kf.H = np.eye(4, 8)
-        z = box_to_z(box)
-        kf.x[:4, 0] = z
-        s = max(float(np.sqrt(max(z[2], 0.0) * max(z[3], 0.0))), MIN_SIZE)
-        kf.P = np.diag([(meas_std * s) ** 2] * 4 + [(init_vel_std * s) ** 2] * 4)
-        self._kf = kf
+        self.init_vel_std = init_vel_std
+        self.filters: list[KalmanFilter] = []
+        self._h = np.eye(4, 8)
 
-    @property
+    def __len__(self) -> int:
+        return len(self.filters)
+
+    def add(self, boxes: np.ndarray) -> None:
+        """Start filters at boxes float[N, 4] (x1 y1 x2 y2), at rest."""
+        zs = box_to_z(np.asarray(boxes, np.float64).reshape(-1, 4))
+        sizes = _z_size(zs)
+        for z, s in zip(zs, sizes):
+            kf = KalmanFilter(dim_x=8, dim_z=4)
+            kf.H = self._h
+            kf.inv = _inv_diagonal
+            kf.x[:4, 0] = z
+            kf.P = np.diag([(self.meas_std * s) ** 2] * 4 + [(self.init_vel_std * s) ** 2] * 4)
+            self.filters.append(kf)
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Keep only rows where bool[T] ``mask`` is True (order preserved)."""
+        self.filters = [f for f, k in zip(self.filters, mask) if k]
+
     def z(self) -> np.ndarray:
-        """float64[4] current cx cy w h (a view; do not modify)."""
-        return self._kf.x[:4, 0]
+        """float64[T, 4] current cx cy w h of every row."""
+        if not self.filters:
+            return np.zeros((0, 4))
+        return np.array([f.x[:4, 0] for f in self.filters])
 
-    @property
-    def box(self) -> np.ndarray:
-        """float64[4] current x1 y1 x2 y2."""
-        return z_to_box(self._kf.x[:4, 0])
+    def boxes(self) -> np.ndarray:
+        """float64[T, 4] current x1 y1 x2 y2 of every row."""
+        return z_to_box(self.z())
 
-    @property
-    def size(self) -> float:
-        w, h = self._kf.x[2, 0], self._kf.x[3, 0]
-        return max(float(np.sqrt(max(w, 0.0) * max(h, 0.0))), MIN_SIZE)
+    def sizes(self) -> np.ndarray:
+        """float64[T] current size sqrt(w * h) of every row, at least MIN_SIZE."""
+        return _z_size(self.z())
 
-    def predict(self, motion: tuple[np.ndarray, np.ndarray], damping: float = 1.0) -> None:
-        """Advance by one step of ``motion`` (from :class:`BoxMotion`); velocities are first multiplied by ``damping``."""
-        kf = self._kf
-        if damping != 1.0:
-            d = np.ones(8)
-            d[4:] = damping
-            kf.x[4:] *= damping
-            kf.P *= np.outer(d, d)  # the damped velocity is a linear map of the old one
+    def predict(self, motion: tuple[np.ndarray, np.ndarray], damping: np.ndarray) -> None:
+        """Advance every row by one step of ``motion`` (from :class:`BoxMotion`).
+
+        damping float[T]: factor on each row's velocity before the step (1 = none).
+        """
         f, q_unit = motion
-        kf.predict(F=f, Q=q_unit * (self.accel_std * self.size) ** 2)
-        # A shrinking box must not turn inside out.
-        for i in (2, 3):
-            if kf.x[i, 0] < 0.0:
-                kf.x[i, 0] = 0.0
-                kf.x[i + 4, 0] = max(kf.x[i + 4, 0], 0.0)
+        q_var = (self.accel_std * self.sizes()) ** 2
+        for kf, d, q in zip(self.filters, damping, q_var):
+            if d != 1.0:
+                kf.x[4:] *= d
+                kf.P[4:] *= d  # the damped velocity is a linear map of the old one: P <- D P D
+                kf.P[:, 4:] *= d
+            kf.predict(F=f, Q=q_unit * q)
+        # A shrinking box must not turn inside out: stop a side at zero.
+        z = self.z()
+        for i in np.flatnonzero((z[:, 2:] < 0).any(1)):
+            x = self.filters[i].x
+            for j in (2, 3):
+                if x[j, 0] < 0.0:
+                    x[j, 0] = 0.0
+                    x[j + 4, 0] = max(x[j + 4, 0], 0.0)
 
-    def update(self, box: np.ndarray) -> None:
-        z = box_to_z(box)
-        s = max(float(np.sqrt(max(z[2], 0.0) * max(z[3], 0.0))), MIN_SIZE)
-        self._kf.update(z, R=np.eye(4) * (self.meas_std * s) ** 2)
+    def update(self, rows: np.ndarray, boxes: np.ndarray) -> None:
+        """Correct rows int[M] with measured boxes float[M, 4]."""
+        zs = box_to_z(np.asarray(boxes, np.float64).reshape(-1, 4))
+        r_var = (self.meas_std * _z_size(zs)) ** 2
+        eye = np.eye(4)
+        for row, z, r in zip(rows, zs, r_var):
+            self.filters[row].update(z[:, None], R=eye * r)
 
 
 class KeypointKalman:

@@ -164,7 +164,7 @@ class Tracker:
         joint_scale = np.sqrt(self._sigmas / max(float(self._sigmas.mean()), 1e-9)) if num_joints else self._sigmas
         self._kp = KeypointKalman(joint_scale, c.kp_meas_std, c.kp_accel_std, c.kp_init_vel_std,
                                   c.kp_min_conf, c.velocity_damping)
-        self._boxes: list[BoxKalman] = []
+        self._box = BoxKalman(c.box_meas_std, c.box_accel_std, c.box_init_vel_std)
         self._ids = np.zeros(0, np.int64)
         self._state = np.zeros(0, np.int8)
         self._hits = np.zeros(0, np.int64)
@@ -224,19 +224,11 @@ class Tracker:
     def _predict(self, dt: int) -> None:
         c = self.config
         motion = self._motion(dt)
-        damp = c.velocity_damping ** dt
-        for box, tsu in zip(self._boxes, self._tsu):
-            box.predict(motion, damp if tsu > 0 else 1.0)
-        self._kp.predict(dt, self._sizes())
+        self._box.predict(motion, np.where(self._tsu > 0, c.velocity_damping ** dt, 1.0))
+        self._kp.predict(dt, self._box.sizes())
         self._age += dt
         self._tsu += dt
         self._joint_tsu = np.minimum(self._joint_tsu + dt, _NEVER)
-
-    def _sizes(self) -> np.ndarray:
-        return np.array([b.size for b in self._boxes], np.float64)
-
-    def _track_boxes(self) -> np.ndarray:
-        return np.array([b.box for b in self._boxes], np.float64).reshape(-1, 4)
 
     def _associate(self, det: _Frame) -> tuple[np.ndarray, np.ndarray]:
         """Match tracks to poses; returns (pairs int[P, 2] of (track row, pose index), unmatched high pose indices)."""
@@ -246,14 +238,16 @@ class Tracker:
         if n == 0 or m == 0:
             return np.zeros((0, 2), np.intp), np.flatnonzero(high)
 
-        boxes = self._track_boxes()
-        sizes = self._sizes()
+        boxes = self._box.boxes()
+        sizes = box_size(boxes)
         iou = box_iou(boxes, det.boxes)
+        dist = centre_distance(boxes, det.boxes, sizes)
         known = self._joint_tsu <= max(c.max_lost, 1)
         det_kpts = det.kpts.copy()
         det_kpts[..., 2] = np.where(det.seen, det_kpts[..., 2], 0.0)  # only seen joints count for OKS
+        # OKS only where boxes touch or centres are within a person size: elsewhere it is ~0 anyway.
         oks, defined = pose_oks(self._kp.pos, known, det_kpts, sizes ** 2, self._sigmas, c.kp_seen_conf,
-                                c.oks_min_joints)
+                                c.oks_min_joints, candidates=(iou > 0) | (dist <= 1.0))
         sim = pose_similarity(iou, oks, defined, c.iou_weight)
         cost = 1.0 - sim
 
@@ -279,10 +273,10 @@ class Tracker:
         active = (state == _CONFIRMED) | (state == _LOST)
         stage(active, high, cost, sim >= c.match_min_sim)
         stage(state == _CONFIRMED, ~high, cost, sim >= c.low_match_min_sim)
-        dist = centre_distance(boxes, det.boxes, sizes)
-        ratio = box_size(det.boxes)[None, :] / sizes[:, None]
-        near = (dist <= c.reid_max_dist) & (ratio <= c.reid_max_scale) & (ratio >= 1.0 / c.reid_max_scale)
-        stage(active, high, dist, near)
+        if (active & track_free).any() and (high & det_free).any():
+            ratio = box_size(det.boxes)[None, :] / sizes[:, None]
+            near = (dist <= c.reid_max_dist) & (ratio <= c.reid_max_scale) & (ratio >= 1.0 / c.reid_max_scale)
+            stage(active, high, dist, near)
         stage(state == _TENTATIVE, high, cost, sim >= c.match_min_sim)
 
         all_pairs = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.intp)
@@ -294,8 +288,7 @@ class Tracker:
         if len(pairs):
             rows, cols = pairs[:, 0], pairs[:, 1]
             matched[rows] = True
-            for r, d in zip(rows, cols):
-                self._boxes[r].update(det.boxes[d])
+            self._box.update(rows, det.boxes[cols])
             self._kp.update(rows, det.kpts[cols], box_size(det.boxes[cols]))
             self._hits[rows] += 1
             self._tsu[rows] = 0
@@ -320,7 +313,7 @@ class Tracker:
         new = free_dets[det.scores[free_dets] >= c.new_track_score]
         if len(new):
             n = len(new)
-            self._boxes.extend(BoxKalman(det.boxes[d], c.box_meas_std, c.box_accel_std, c.box_init_vel_std) for d in new)
+            self._box.add(det.boxes[new])
             self._kp.add(det.kpts[new], box_size(det.boxes[new]))
             self._ids = np.concatenate([self._ids, np.arange(self._next_id, self._next_id + n)])
             self._next_id += n
@@ -343,7 +336,7 @@ class Tracker:
             self._keep(keep)
 
     def _keep(self, keep: np.ndarray) -> None:
-        self._boxes = [b for b, k in zip(self._boxes, keep) if k]
+        self._box.keep(keep)
         self._kp.keep(keep)
         for name in ("_ids", "_state", "_hits", "_age", "_tsu", "_score", "_conf", "_seen", "_joint_tsu"):
             setattr(self, name, getattr(self, name)[keep])
@@ -358,13 +351,14 @@ class Tracker:
         decay = np.where(lost[rows], c.lost_score_decay ** np.minimum(self._tsu[rows], 1000).astype(np.float64), 1.0)
         kpts = np.concatenate([self._kp.pos[rows], (self._conf[rows] * decay[:, None])[..., None]], -1).astype(np.float32)
         seen = self._seen[rows] & live[rows][:, None]
+        boxes = self._box.boxes()[rows].astype(np.float32)
         scores = self._score[rows] * decay
         out = []
         for i, r in enumerate(rows):
             out.append(Track(
                 track_id=int(self._ids[r]),
                 state=TrackState.CONFIRMED if live[r] else TrackState.LOST,
-                box=self._boxes[r].box.astype(np.float32),
+                box=boxes[i],
                 score=float(scores[i]),
                 keypoints=kpts[i],
                 seen=seen[i],

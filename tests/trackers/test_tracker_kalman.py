@@ -77,29 +77,70 @@ def test_joint_below_min_conf_is_not_measured():
 def test_box_filter_roundtrip_and_constant_velocity():
     box = np.array([10.0, 20.0, 70.0, 170.0])
     np.testing.assert_allclose(z_to_box(box_to_z(box)), box)
-    kf = BoxKalman(box, meas_std=0.05, accel_std=0.01, init_vel_std=0.05)
-    np.testing.assert_allclose(kf.box, box)
+    kf = BoxKalman(meas_std=0.05, accel_std=0.01, init_vel_std=0.05)
+    kf.add(np.stack([box, box + 100]))
+    np.testing.assert_allclose(kf.boxes(), [box, box + 100])
     motion = BoxMotion()
     for t in range(1, 40):
-        kf.predict(motion(1))
-        kf.update(box + [4.0 * t, 0, 4.0 * t, 0])
-    kf.predict(motion(1))
-    np.testing.assert_allclose(kf.box, box + [160.0, 0, 160.0, 0], atol=0.5)
+        kf.predict(motion(1), np.ones(2))
+        kf.update(np.array([1]), (box + [4.0 * t, 0, 4.0 * t, 0])[None])  # only row 1 is seen
+    kf.predict(motion(1), np.ones(2))
+    np.testing.assert_allclose(kf.boxes()[1], box + [160.0, 0, 160.0, 0], atol=0.5)
+    np.testing.assert_allclose(kf.boxes()[0], box, atol=1e-9)  # never measured: stays at rest
+
+
+def test_box_filter_matches_plain_filterpy():
+    rng = np.random.default_rng(4)
+    box = np.array([10.0, 20.0, 70.0, 170.0])
+    ours = BoxKalman(0.05, 0.01, 0.05)
+    ours.add(box[None])
+    ref = KalmanFilter(dim_x=8, dim_z=4)  # filterpy with its default general inverse
+    ref.H = np.eye(4, 8)
+    ref.x[:4, 0] = box_to_z(box)
+    ref.P = ours.filters[0].P.copy()
+    motion = BoxMotion()
+    for t in range(30):
+        d = 0.9 if t % 5 == 4 else 1.0
+        size = float(ours.sizes()[0])
+        f, q = motion(1)
+        dm = np.diag([1.0] * 4 + [d] * 4)
+        ref.predict(F=f @ dm, Q=q * (0.01 * size) ** 2)
+        ours.predict(motion(1), np.array([d]))
+        z = box + rng.normal(0, 3, 4) + 2.0 * t
+        zz = box_to_z(z)
+        ref.update(zz, R=np.eye(4) * (0.05 * np.sqrt(zz[2] * zz[3])) ** 2)
+        ours.update(np.array([0]), z[None])
+        np.testing.assert_allclose(ours.filters[0].x, ref.x, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(ours.filters[0].P, ref.P, rtol=1e-9, atol=1e-12)
 
 
 def test_box_filter_damped_coasting_stays_bounded():
-    kf = BoxKalman(np.array([0.0, 0.0, 50.0, 100.0]), 0.05, 0.01, 0.05)
+    kf = BoxKalman(0.05, 0.01, 0.05)
+    kf.add(np.array([[0.0, 0.0, 50.0, 100.0]]))
     motion = BoxMotion()
     for t in range(1, 30):
-        kf.predict(motion(1))
-        kf.update(np.array([5.0 * t, 0.0, 50.0 + 5.0 * t, 100.0]))
-    start = kf.box[0]
+        kf.predict(motion(1), np.ones(1))
+        kf.update(np.array([0]), np.array([[5.0 * t, 0.0, 50.0 + 5.0 * t, 100.0]]))
+    start = kf.boxes()[0, 0]
     for _ in range(200):
-        kf.predict(motion(1), damping=0.9)
-    travelled = kf.box[0] - start
+        kf.predict(motion(1), np.array([0.9]))
+    travelled = kf.boxes()[0, 0] - start
     # Undamped it would travel 1000 px; damped it stops after about v / (1 - d) = 50 px.
     assert 30.0 < travelled < 60.0
-    assert np.all(np.isfinite(kf.box))
+    assert np.all(np.isfinite(kf.boxes()))
+
+
+def test_shrinking_box_stops_at_zero_size():
+    kf = BoxKalman(0.05, 0.01, 0.05)
+    kf.add(np.array([[0.0, 0.0, 100.0, 100.0]]))
+    motion = BoxMotion()
+    for t in range(1, 15):
+        kf.predict(motion(1), np.ones(1))
+        kf.update(np.array([0]), np.array([[3.0 * t, 3.0 * t, 100.0 - 3.0 * t, 100.0 - 3.0 * t]]))
+    for _ in range(50):
+        kf.predict(motion(1), np.ones(1))
+        z = kf.z()[0]
+        assert z[2] >= 0.0 and z[3] >= 0.0
 
 
 def _walk(tracker: Tracker, frames: int, speed: float, hide_joint: int | None = None, hide_from: int = 10**9):
