@@ -19,8 +19,9 @@ Matching stages (ByteTrack-style; "high" poses score at least ``high_score``, "l
    where IoU could see them;
 4. tentative tracks vs the remaining high poses, as stage 1.
 
-Remaining high poses scoring at least ``new_track_score`` start tentative tracks. IDs start at 1 and
-are never reused until :meth:`Tracker.reset`.
+Remaining poses scoring at least ``new_track_score`` start tentative tracks (in the first ``min_hits``
+frames after a reset, every remaining pose starts a track confirmed at once, as SORT does). IDs start
+at 1 and are never reused until :meth:`Tracker.reset`.
 
 The track table is a set of parallel arrays (one row per track), so everything but the box filters
 (one filterpy object per track) and the building of the returned records runs as NumPy operations.
@@ -49,36 +50,49 @@ _TENTATIVE, _CONFIRMED, _LOST = 0, 1, 2
 
 @dataclass
 class TrackerConfig:
-    """Settings of :class:`Tracker`. Sizes are fractions of the person's size ``sqrt(w * h)`` of the box."""
+    """Settings of :class:`Tracker`. Lengths are fractions of a person's size ``sqrt(w * h)`` of the box.
+
+    Smoothing is set by the ratio ``kp_accel_std / kp_meas_std`` (0.2 by default): on detector jitter
+    alone that leaves about a third of the raw frame-to-frame acceleration, while a constant-velocity
+    model follows steady motion without lag and catches up with a sudden start within about ten frames.
+    Raise ``kp_accel_std`` to follow fast motion more closely, lower it for smoother output.
+    """
 
     # Which poses take part.
-    high_score: float = option(0.5, ge=0.0, le=1.0, help="poses scoring at least this are matched first and may start tracks")
-    low_score: float = option(0.1, ge=0.0, le=1.0, help="poses scoring below this are ignored; between low and high they only extend tracks")
-    new_track_score: float = option(0.6, ge=0.0, le=1.0, help="an unmatched high pose starts a track only if it scores at least this")
+    high_score: float = option(0.5, ge=0.0, le=1.0, help="poses from this score are matched first and may start tracks")
+    low_score: float = option(0.1, ge=0.0, le=1.0,
+                              help="poses below are ignored; between low and high they only extend tracks "
+                                   "(and start them in the first min_hits frames)")
+    new_track_score: float = option(0.6, ge=0.0, le=1.0,
+                                    help="after the first min_hits frames, a pose starts a track only from this score")
     # Association.
-    iou_weight: float = option(0.5, ge=0.0, le=1.0, help="similarity = w * IoU + (1 - w) * OKS (IoU alone when OKS is undefined)")
-    match_min_sim: float = option(0.2, gt=0.0, le=1.0, help="least similarity for a match of a high pose")
-    low_match_min_sim: float = option(0.4, gt=0.0, le=1.0, help="least similarity for a match of a low pose")
-    oks_min_joints: int = option(3, ge=1, le=1000, help="OKS needs at least this many joints known on both sides")
-    reid_max_dist: float = option(1.0, ge=0.0, le=10.0, help="second chance: largest centre distance, in track sizes")
-    reid_max_scale: float = option(2.0, ge=1.0, le=10.0, help="second chance: largest ratio between the two box sizes")
+    iou_weight: float = option(0.5, ge=0.0, le=1.0,
+                               help="similarity = w * IoU + (1 - w) * OKS (IoU alone where OKS is undefined)")
+    match_min_sim: float = option(0.2, gt=0.0, le=1.0, help="least similarity to match a high pose")
+    low_match_min_sim: float = option(0.4, gt=0.0, le=1.0, help="least similarity to match a low pose")
+    oks_min_joints: int = option(3, ge=1, le=1000, help="OKS needs this many joints known on both sides")
+    reid_max_dist: float = option(1.0, ge=0.0, le=10.0, help="second chance: largest centre distance, in sizes")
+    reid_max_scale: float = option(2.0, ge=1.0, le=10.0, help="second chance: largest ratio of the two box sizes")
     # Lifecycle.
-    min_hits: int = option(2, ge=1, le=1000, help="matches before a track is confirmed (immediate in the first min_hits frames)")
-    max_lost: int = option(30, ge=0, le=100000, help="frames a confirmed track is kept and predicted without a match")
-    report_lost: int = option(5, ge=0, le=100000, help="lost tracks are returned for this many frames after their last match (0: never)")
-    lost_score_decay: float = option(0.8, gt=0.0, le=1.0, help="a reported lost track's score and confidences shrink by this per frame")
-    velocity_damping: float = option(0.9, ge=0.0, le=1.0, help="per-frame factor on the velocity of a lost box and of unmeasured joints")
-    max_tracks: int = option(1000, ge=1, le=1000000, help="track table limit; the longest-unmatched tracks go first")
+    min_hits: int = option(2, ge=1, le=1000, help="matches to confirm a track (at once in the first min_hits frames)")
+    max_lost: int = option(30, ge=0, le=100000, help="frames a confirmed track is kept, predicted, without a match")
+    report_lost: int = option(5, ge=0, le=100000, help="frames a lost track is still returned, predicted (0: never)")
+    lost_score_decay: float = option(0.8, gt=0.0, le=1.0,
+                                     help="per lost frame, factor on a reported lost track's score and confidences")
+    velocity_damping: float = option(0.9, ge=0.0, le=1.0,
+                                     help="per frame, factor on the velocity of lost boxes and unmeasured joints")
+    max_tracks: int = option(1000, ge=1, le=1000000, help="track table limit; the longest-unmatched go first")
     # Keypoint filter.
-    kp_seen_conf: float = option(0.3, ge=0.0, le=1.0, help="a joint is reported seen (and used for OKS) from this confidence up")
-    kp_min_conf: float = option(0.05, gt=0.0, le=1.0, help="joints below this confidence are not measured, only predicted")
-    kp_meas_std: float = option(0.02, gt=0.0, le=10.0, help="joint measurement std at confidence 1 (variance grows as 1 / confidence)")
-    kp_accel_std: float = option(0.004, gt=0.0, le=10.0, help="joint process noise: std of the velocity change per frame")
-    kp_init_vel_std: float = option(0.05, ge=0.0, le=10.0, help="std of a new joint's unknown velocity, per frame")
+    kp_seen_conf: float = option(0.3, ge=0.0, le=1.0, help="joints from this confidence are seen and used for OKS")
+    kp_min_conf: float = option(0.05, gt=0.0, le=1.0, help="joints below this confidence are predicted, not measured")
+    kp_meas_std: float = option(0.02, gt=0.0, le=10.0,
+                                help="joint measurement std at confidence 1 (variance grows as 1 / confidence)")
+    kp_accel_std: float = option(0.004, gt=0.0, le=10.0, help="joint process noise: velocity change per frame")
+    kp_init_vel_std: float = option(0.05, ge=0.0, le=10.0, help="unknown velocity of a new track's joints, per frame")
     # Box filter.
     box_meas_std: float = option(0.05, gt=0.0, le=10.0, help="box centre and side measurement std")
-    box_accel_std: float = option(0.01, gt=0.0, le=10.0, help="box process noise: std of the velocity change per frame")
-    box_init_vel_std: float = option(0.05, ge=0.0, le=10.0, help="std of a new box's unknown velocity, per frame")
+    box_accel_std: float = option(0.01, gt=0.0, le=10.0, help="box process noise: velocity change per frame")
+    box_init_vel_std: float = option(0.05, ge=0.0, le=10.0, help="unknown velocity of a new box, per frame")
 
     def __post_init__(self) -> None:
         if self.low_score > self.high_score:
@@ -87,7 +101,10 @@ class TrackerConfig:
 
 @dataclass
 class _Frame:
-    """One frame's usable poses, cleaned: boxes float64[D, 4], scores float64[D], kpts float64[D, K, 3], seen bool[D, K]."""
+    """One frame's usable poses, cleaned.
+
+    boxes float64[D, 4]; scores float64[D]; kpts float64[D, K, 3]; seen bool[D, K].
+    """
 
     boxes: np.ndarray
     scores: np.ndarray
@@ -185,19 +202,21 @@ class Tracker:
         * every CONFIRMED track matched in this frame (``time_since_update == 0``) — including a track
           confirmed by this very match. ``box`` and ``keypoints[:, :2]`` are the filters' corrected
           estimates (for a new track, exactly the detection); ``keypoints[:, 2]`` and ``score`` are the
-          detection's. ``seen[j]`` is the detection's ``seen[j]`` and ``confidence[j] >= kp_seen_conf``;
-          an unseen joint is still reported, at the filter's estimate: its prediction, nudged by the
-          measurement with a weight that falls with its confidence, and not at all below
-          ``kp_min_conf``.
+          detection's. ``seen[j]`` is the detection's ``seen[j]`` and ``confidence[j] >= kp_seen_conf``.
+          Every joint, seen or not, is reported at the filter's estimate: the prediction corrected by
+          the measurement with a weight that falls with the measurement's confidence, and not at all
+          below ``kp_min_conf`` (an occluded joint is then the pure constant-velocity prediction).
         * every LOST track with ``1 <= time_since_update <= report_lost``, at its predicted box and pose,
           all ``seen`` False, with score and confidences multiplied by ``lost_score_decay`` per frame
           since the last match.
 
-        Tentative tracks are never returned. In the first ``min_hits`` frames after a reset a new track
-        is confirmed at once (so a single still image returns every person it scores). ``frame_index``
-        sets the time step: a jump of n frames predicts n frames ahead; a repeated or smaller index
-        counts as one frame. Poses with a different number of joints than the previous frame's start
-        the track table afresh (IDs keep counting). Non-finite values are ignored, coordinates are
+        Tentative tracks are never returned. In the first ``min_hits`` frames after a reset every
+        unmatched pose scoring at least ``low_score`` starts a track that is confirmed at once, so a
+        single still image returns every person given to it, exactly as detected; later only poses
+        scoring ``new_track_score`` start (tentative) tracks. ``frame_index`` sets the time step: a jump
+        of n frames predicts n frames ahead; a repeated or smaller index counts as one frame. Poses of
+        another skeleton or number of joints than the previous frame's start the track table afresh
+        (IDs keep counting). Non-finite values are ignored, coordinates are
         clipped to +-1e6 px; the tracker never raises on finite input.
         """
         c = self.config
@@ -231,12 +250,12 @@ class Tracker:
         self._joint_tsu = np.minimum(self._joint_tsu + dt, _NEVER)
 
     def _associate(self, det: _Frame) -> tuple[np.ndarray, np.ndarray]:
-        """Match tracks to poses; returns (pairs int[P, 2] of (track row, pose index), unmatched high pose indices)."""
+        """Match tracks to poses; returns (pairs int[P, 2] of (track row, pose index), bool[M] poses left free)."""
         c = self.config
         n, m = self.num_tracks, len(det.boxes)
         high = det.scores >= c.high_score
         if n == 0 or m == 0:
-            return np.zeros((0, 2), np.intp), np.flatnonzero(high)
+            return np.zeros((0, 2), np.intp), np.ones(m, bool)
 
         boxes = self._box.boxes()
         sizes = box_size(boxes)
@@ -280,7 +299,7 @@ class Tracker:
         stage(state == _TENTATIVE, high, cost, sim >= c.match_min_sim)
 
         all_pairs = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.intp)
-        return all_pairs.astype(np.intp), np.flatnonzero(high & det_free)
+        return all_pairs.astype(np.intp), det_free
 
     def _correct(self, pairs: np.ndarray, det: _Frame) -> None:
         c = self.config
@@ -308,16 +327,19 @@ class Tracker:
         if not keep.all():
             self._keep(keep)
 
-    def _birth(self, det: _Frame, free_dets: np.ndarray) -> None:
+    def _birth(self, det: _Frame, free: np.ndarray) -> None:
         c = self.config
-        new = free_dets[det.scores[free_dets] >= c.new_track_score]
+        warmup = self._frame_count <= c.min_hits
+        # While warming up every usable pose counts (a still image keeps all its people); later only
+        # confident ones, so that flickering false detections do not start tracks.
+        new = np.flatnonzero(free & (det.scores >= (c.low_score if warmup else c.new_track_score)))
         if len(new):
             n = len(new)
             self._box.add(det.boxes[new])
             self._kp.add(det.kpts[new], box_size(det.boxes[new]))
             self._ids = np.concatenate([self._ids, np.arange(self._next_id, self._next_id + n)])
             self._next_id += n
-            state = _CONFIRMED if (c.min_hits <= 1 or self._frame_count <= c.min_hits) else _TENTATIVE
+            state = _CONFIRMED if (c.min_hits <= 1 or warmup) else _TENTATIVE
             self._state = np.concatenate([self._state, np.full(n, state, np.int8)])
             self._hits = np.concatenate([self._hits, np.ones(n, np.int64)])
             self._age = np.concatenate([self._age, np.zeros(n, np.int64)])
@@ -329,8 +351,8 @@ class Tracker:
             self._joint_tsu = np.concatenate([self._joint_tsu, np.where(seen, 0, _NEVER)])
         excess = self.num_tracks - c.max_tracks
         if excess > 0:
-            # Drop the tracks unmatched for longest (stable: among equals, the oldest rows go first).
-            order = np.argsort(-self._tsu, kind="stable")
+            # Drop the tracks unmatched for longest; among equals, the newest.
+            order = np.lexsort((-self._ids, -self._tsu))
             keep = np.ones(self.num_tracks, bool)
             keep[order[:excess]] = False
             self._keep(keep)
@@ -349,7 +371,8 @@ class Tracker:
         if len(rows) == 0:
             return []
         decay = np.where(lost[rows], c.lost_score_decay ** np.minimum(self._tsu[rows], 1000).astype(np.float64), 1.0)
-        kpts = np.concatenate([self._kp.pos[rows], (self._conf[rows] * decay[:, None])[..., None]], -1).astype(np.float32)
+        conf = self._conf[rows] * decay[:, None]
+        kpts = np.concatenate([self._kp.pos[rows], conf[..., None]], -1).astype(np.float32)
         seen = self._seen[rows] & live[rows][:, None]
         boxes = self._box.boxes()[rows].astype(np.float32)
         scores = self._score[rows] * decay

@@ -92,3 +92,15 @@ def test_assign_is_optimal_over_allowed_pairs():
 def test_assign_rejects_everything_gated():
     got = assign(np.zeros((3, 2)), np.zeros((3, 2), bool))
     assert len(got.pairs) == 0 and list(got.rows) == [0, 1, 2] and list(got.cols) == [0, 1]
+
+
+def test_pose_oks_candidates_limit_the_pairs():
+    rng = np.random.default_rng(3)
+    pred = rng.uniform(0, 100, (3, 17, 2))
+    det = np.concatenate([rng.uniform(0, 100, (4, 17, 2)), np.ones((4, 17, 1))], -1)
+    args = (np.ones((3, 17), bool), det, np.full(3, 900.0), COCO17.sigmas_array, 0.3, 3)
+    full, full_def = pose_oks(pred, *args)
+    cand = rng.random((3, 4)) < 0.5
+    part, part_def = pose_oks(pred, *args, candidates=cand)
+    np.testing.assert_array_equal(part[cand], full[cand])
+    assert not part_def[~cand].any() and np.all(part[~cand] == 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import KalmanFilter
 
@@ -177,9 +178,10 @@ def test_first_update_returns_the_measurement_itself():
     boxes[:, 2:] = boxes[:, :2] + rng.uniform(10, 200, (5, 2)).astype(np.float32)
     kpts = rng.uniform(0, 600, (5, 17, 3)).astype(np.float32)
     kpts[..., 2] = rng.uniform(0, 1, (5, 17))
-    poses = Poses(boxes, np.full(5, 0.9), kpts)
+    scores = np.array([0.95, 0.7, 0.55, 0.3, 0.12])  # every score above low_score counts on a still image
+    poses = Poses(boxes, scores, kpts)
     tracks = Tracker().update(poses, 0)
-    assert len(tracks) == 5
+    assert len(tracks) == 5 and [t.score for t in tracks] == pytest.approx(scores)
     for i, t in enumerate(tracks):
         np.testing.assert_array_equal(t.keypoints, kpts[i])
         np.testing.assert_allclose(t.box, boxes[i], rtol=1e-6)
@@ -207,6 +209,19 @@ def test_smoothing_halves_jitter_and_follows_constant_velocity():
     def err(x):
         return np.linalg.norm(x - truth, axis=-1).mean()
 
-    print(f"\nmean acceleration smoothed/raw: {accel(smooth) / accel(raw):.2f}; error smoothed/raw {err(smooth) / err(raw):.2f}")
+    print(f"\nmean acceleration smoothed/raw: {accel(smooth) / accel(raw):.2f}; "
+          f"error smoothed/raw {err(smooth) / err(raw):.2f}")
     assert accel(smooth) <= 0.5 * accel(raw)
     assert err(smooth) < err(raw)  # smoother and closer to the truth, not lagging behind it
+
+
+def test_sudden_start_is_followed_without_lasting_lag():
+    tracker, x, lag = Tracker(), 100.0, []
+    for f in range(50):
+        speed = 0.0 if f < 20 else 8.0  # stands, then starts running
+        x += speed
+        box, kpts = person(x, 50.0, 200.0)
+        (t,) = tracker.update(frame([(box, kpts)]), f)
+        lag.append(np.abs(t.keypoints[:, 0] - kpts[:, 0]).mean())
+    assert max(lag) < 8.0  # never more than one frame of motion behind
+    assert max(lag[32:]) < 0.5  # and caught up within a dozen frames

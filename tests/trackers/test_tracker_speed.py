@@ -24,7 +24,8 @@ def crowd(num_people: int, frames: int, seed: int = 0) -> list[Poses]:
     for f in range(frames):
         xy = start + vel * f
         boxes = np.concatenate([xy, xy + [80.0, 200.0]], 1)
-        kpts = np.concatenate([xy[:, None] + shape + rng.normal(0, 3, shape.shape), rng.uniform(0, 1, (num_people, 17, 1))], -1)
+        xy_k = xy[:, None] + shape + rng.normal(0, 3, shape.shape)
+        kpts = np.concatenate([xy_k, rng.uniform(0, 1, (num_people, 17, 1))], -1)
         scores = np.where(rng.random(num_people) < 0.1, 0.3, 0.9)
         keep = rng.random(num_people) > 0.05
         out.append(Poses(boxes[keep], scores[keep], kpts[keep]))

@@ -17,7 +17,8 @@ _ARMS_UP[7:11] = [(-0.20, 0.10), (0.20, 0.10), (-0.22, -0.02), (0.22, -0.02)]
 WIDTH = 0.5  # box width in units of height
 
 
-def person(cx: float, top: float, height: float, arms_up: bool = False, conf: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+def person(cx: float, top: float, height: float, arms_up: bool = False,
+           conf: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
     """(box float64[4], keypoints float64[17, 3]) of a standing figure centred at ``cx``."""
     tpl = _ARMS_UP if arms_up else _TEMPLATE
     xy = np.stack([cx + tpl[:, 0] * height, top + tpl[:, 1] * height], 1)
