@@ -12,7 +12,9 @@ resolution or distance from the camera.
   numbers against filterpy's ``KalmanFilter`` for one joint. The measurement variance of a joint is
   ``(meas_std * joint_scale * size)^2 / confidence``: a doubtful joint moves the estimate less, and a
   joint below ``min_conf`` is not measured at all, so it is predicted from its velocity instead of being
-  frozen or dropped. While a joint (or a whole lost track) goes unmeasured its velocity is damped by
+  frozen or dropped. (The tracker sets ``joint_scale`` to ``sqrt(sigma / mean sigma)`` of the skeleton's
+  OKS sigmas: hips are located less precisely than eyes, though not in full proportion to their
+  annotation spread.) While a joint (or a whole lost track) goes unmeasured its velocity is damped by
   ``damping`` per frame, so a long gap coasts to a stop instead of flying off.
 """
 
