@@ -99,6 +99,8 @@ class VideoFileSource(FrameSource):
 
         try:
             container = av.open(str(self.path))
+        except av.error.EOFError:  # a container with streams but not a single packet
+            raise SourceError(f"video has no frames: {self.path}") from None
         except Exception as e:  # av.error.InvalidDataError and friends
             raise SourceError(f"cannot read video {self.path}: {_first_line(e)}") from None
         try:

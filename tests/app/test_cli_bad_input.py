@@ -102,3 +102,14 @@ def test_invalid_config_file(cli, tmp_path, demo_clip):
 def test_usage_error_is_not_a_traceback(cli):
     r = cli("process")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "usage" in r.stderr
+
+
+def test_video_with_zero_frames(cli, tmp_path):
+    import av
+
+    p = tmp_path / "none.mkv"
+    with av.open(str(p), "w") as c:  # a valid container with a video stream and not one frame
+        s = c.add_stream("mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        c.start_encoding()
+    _assert_one_line_error(cli("process", p, "-o", tmp_path / "out", "-q"), "no frames")
