@@ -88,6 +88,17 @@ def centre_distance(track_boxes: np.ndarray, det_boxes: np.ndarray, track_sizes:
     return d / np.maximum(np.asarray(track_sizes, np.float64), _EPS)[:, None]
 
 
+def segment_distance(start: np.ndarray, end: np.ndarray, points: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """float64[N, M] distance from points float[M, 2] to the segments start..end float[N, 2], over scale float[N]."""
+    a = np.asarray(start, np.float64).reshape(-1, 2)[:, None, :]
+    ab = np.asarray(end, np.float64).reshape(-1, 2)[:, None, :] - a
+    p = np.asarray(points, np.float64).reshape(-1, 2)[None, :, :]
+    len2 = (ab ** 2).sum(-1)
+    t = np.clip(((p - a) * ab).sum(-1) / np.maximum(len2, _EPS), 0.0, 1.0)
+    d = np.sqrt(((p - a - t[..., None] * ab) ** 2).sum(-1))
+    return d / np.maximum(np.asarray(scale, np.float64), _EPS)[:, None]
+
+
 @dataclass
 class Matching:
     """Result of :func:`assign`: matched (row, column) pairs int[P, 2] and the leftover rows and columns."""

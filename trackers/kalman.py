@@ -112,11 +112,15 @@ class BoxKalman:
         """Keep only rows where bool[T] ``mask`` is True (order preserved)."""
         self.filters = [f for f, k in zip(self.filters, mask) if k]
 
+    def state(self) -> np.ndarray:
+        """float64[T, 8] current cx cy w h and their velocities (per frame) of every row."""
+        if not self.filters:
+            return np.zeros((0, 8))
+        return np.array([f.x[:, 0] for f in self.filters])
+
     def z(self) -> np.ndarray:
         """float64[T, 4] current cx cy w h of every row."""
-        if not self.filters:
-            return np.zeros((0, 4))
-        return np.array([f.x[:4, 0] for f in self.filters])
+        return self.state()[:, :4]
 
     def boxes(self) -> np.ndarray:
         """float64[T, 4] current x1 y1 x2 y2 of every row."""

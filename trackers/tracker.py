@@ -14,9 +14,10 @@ Matching stages (ByteTrack-style; "high" poses score at least ``high_score``, "l
 2. tracks that were matched in the previous frame and are still free vs low poses (an occluded person
    often scores low), gate ``low_match_min_sim``;
 3. second chance for the still-free confirmed and lost tracks vs the still-free high poses, on the
-   distance between box centres in units of the track's size (gate ``reid_max_dist``, box sizes within
-   a factor ``reid_max_scale``): re-finds a person who comes back from behind an occluder away from
-   where IoU could see them;
+   distance in track sizes from the pose's box centre to the track's likely path: the segment from its
+   damped prediction (the person stopped) to where its last velocity would have taken it (the person
+   walked on); gate ``reid_max_dist``, box sizes within a factor ``reid_max_scale``. This re-finds a
+   person who comes back from behind an occluder away from where IoU could see them;
 4. tentative tracks vs the remaining high poses, as stage 1.
 
 Remaining poses scoring at least ``new_track_score`` start tentative tracks (in the first ``min_hits``
@@ -39,7 +40,7 @@ from posecore.errors import ConfigError
 from posecore.skeleton import COCO17, get_skeleton
 from posecore.types import Poses, Track, TrackState
 
-from .association import assign, box_iou, centre_distance, pose_oks, pose_similarity
+from .association import assign, box_iou, centre_distance, pose_oks, pose_similarity, segment_distance
 from .kalman import BoxKalman, BoxMotion, KeypointKalman, box_size
 
 COORD_LIMIT = 1e6  # px; inputs are clipped to +-this so squares and sums stay finite
@@ -71,7 +72,8 @@ class TrackerConfig:
     match_min_sim: float = option(0.2, gt=0.0, le=1.0, help="least similarity to match a high pose")
     low_match_min_sim: float = option(0.4, gt=0.0, le=1.0, help="least similarity to match a low pose")
     oks_min_joints: int = option(3, ge=1, le=1000, help="OKS needs this many joints known on both sides")
-    reid_max_dist: float = option(1.0, ge=0.0, le=10.0, help="second chance: largest centre distance, in sizes")
+    reid_max_dist: float = option(1.0, ge=0.0, le=10.0,
+                                  help="second chance: largest distance from the track's likely path, in sizes")
     reid_max_scale: float = option(2.0, ge=1.0, le=10.0, help="second chance: largest ratio of the two box sizes")
     # Lifecycle.
     min_hits: int = option(2, ge=1, le=1000, help="matches to confirm a track (at once in the first min_hits frames)")
@@ -191,6 +193,7 @@ class Tracker:
         self._conf = np.zeros((0, num_joints), np.float64)  # last measured joint confidences
         self._seen = np.zeros((0, num_joints), bool)  # joints reported seen at the last match
         self._joint_tsu = np.zeros((0, num_joints), np.int64)  # frames since each joint was seen
+        self._anchor = np.zeros((0, 4))  # box centre and its velocity at the last match: cx cy vx vy
 
     # ------------------------------------------------------------------ main step
 
@@ -293,9 +296,14 @@ class Tracker:
         stage(active, high, cost, sim >= c.match_min_sim)
         stage(state == _CONFIRMED, ~high, cost, sim >= c.low_match_min_sim)
         if (active & track_free).any() and (high & det_free).any():
+            # The person is somewhere between the damped prediction (stopped) and where the last
+            # velocity would have taken them (walked on): measure the distance to that path.
+            centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+            walked_on = self._anchor[:, :2] + self._anchor[:, 2:] * self._tsu[:, None]
+            gap = segment_distance(centres, walked_on, (det.boxes[:, :2] + det.boxes[:, 2:]) / 2, sizes)
             ratio = box_size(det.boxes)[None, :] / sizes[:, None]
-            near = (dist <= c.reid_max_dist) & (ratio <= c.reid_max_scale) & (ratio >= 1.0 / c.reid_max_scale)
-            stage(active, high, dist, near)
+            near = (gap <= c.reid_max_dist) & (ratio <= c.reid_max_scale) & (ratio >= 1.0 / c.reid_max_scale)
+            stage(active, high, gap, near)
         stage(state == _TENTATIVE, high, cost, sim >= c.match_min_sim)
 
         all_pairs = np.concatenate(pairs) if pairs else np.zeros((0, 2), np.intp)
@@ -308,6 +316,7 @@ class Tracker:
             rows, cols = pairs[:, 0], pairs[:, 1]
             matched[rows] = True
             self._box.update(rows, det.boxes[cols])
+            self._anchor[rows] = self._box.state()[rows][:, [0, 1, 4, 5]]
             self._kp.update(rows, det.kpts[cols], box_size(det.boxes[cols]))
             self._hits[rows] += 1
             self._tsu[rows] = 0
@@ -349,6 +358,8 @@ class Tracker:
             seen = det.seen[new] & (det.kpts[new, :, 2] >= c.kp_seen_conf)
             self._seen = np.concatenate([self._seen, seen])
             self._joint_tsu = np.concatenate([self._joint_tsu, np.where(seen, 0, _NEVER)])
+            centres = (det.boxes[new, :2] + det.boxes[new, 2:]) / 2
+            self._anchor = np.concatenate([self._anchor, np.concatenate([centres, np.zeros_like(centres)], 1)])
         excess = self.num_tracks - c.max_tracks
         if excess > 0:
             # Drop the tracks unmatched for longest; among equals, the newest.
@@ -360,7 +371,8 @@ class Tracker:
     def _keep(self, keep: np.ndarray) -> None:
         self._box.keep(keep)
         self._kp.keep(keep)
-        for name in ("_ids", "_state", "_hits", "_age", "_tsu", "_score", "_conf", "_seen", "_joint_tsu"):
+        for name in ("_ids", "_state", "_hits", "_age", "_tsu", "_score", "_conf", "_seen", "_joint_tsu",
+                     "_anchor"):
             setattr(self, name, getattr(self, name)[keep])
 
     def _report(self) -> list[Track]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from posecore.skeleton import COCO17
-from trackers.association import assign, box_iou, centre_distance, pose_oks, pose_similarity
+from trackers.association import assign, box_iou, centre_distance, pose_oks, pose_similarity, segment_distance
 
 
 def _random_boxes(rng, n):
@@ -104,3 +104,14 @@ def test_pose_oks_candidates_limit_the_pairs():
     part, part_def = pose_oks(pred, *args, candidates=cand)
     np.testing.assert_array_equal(part[cand], full[cand])
     assert not part_def[~cand].any() and np.all(part[~cand] == 0)
+
+
+def test_segment_distance_matches_reference():
+    rng = np.random.default_rng(4)
+    a, b, p = rng.uniform(0, 10, (3, 2)), rng.uniform(0, 10, (3, 2)), rng.uniform(-5, 15, (5, 2))
+    b[0] = a[0]  # a point-like segment
+    scale = np.array([1.0, 2.0, 0.5])
+    ts = np.linspace(0, 1, 20001)
+    ref = np.array([[np.min(np.linalg.norm(a[i] + ts[:, None] * (b[i] - a[i]) - q, axis=1)) / scale[i] for q in p]
+                    for i in range(3)])
+    np.testing.assert_allclose(segment_distance(a, b, p, scale), ref, atol=1e-3)

@@ -61,6 +61,26 @@ def test_person_hidden_for_k_frames_returns_with_same_id():
     assert {t.track_id for t in history[-1]} != {1}
 
 
+@pytest.mark.parametrize("stops", [False, True])
+def test_long_occlusion_walking_on_or_stopping_keeps_id(stops):
+    """Covered for 30 frames: the person either walks on at full speed or stops behind the occluder."""
+    tracker = Tracker(max_lost=40, report_lost=40)
+    start, hidden, speed = 20, 30, 6.0
+    x, history = 100.0, []
+    for f in range(start + hidden + 5):
+        if f > 0 and not (stops and f >= start + 2):
+            x += speed
+        people = [] if start <= f < start + hidden else [person(x, 50.0, 150.0)]
+        history.append(tracker.update(frame(people), f))
+    assert [t.track_id for t in history[-1]] == [1] and history[-1][0].state == TrackState.CONFIRMED
+    if not stops:
+        # The damped prediction alone is far behind: only the path to full speed reaches the person.
+        predicted = history[start + hidden - 1][0].box
+        back = person(x - 4 * speed, 50.0, 150.0)[0]
+        size = np.sqrt((back[2] - back[0]) * (back[3] - back[1]))
+        assert abs((predicted[0] + predicted[2]) / 2 - (back[0] + back[2]) / 2) > 1.0 * size
+
+
 def test_lost_track_is_reported_predicted_for_report_lost_frames():
     start, hidden, report = 20, 12, 4
     history = _hide_and_return(Tracker(report_lost=report), hidden, start=start)
