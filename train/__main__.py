@@ -1,0 +1,60 @@
+"""``python -m train fit|eval``: train and evaluate the pose models on keypoint datasets on disk.
+
+    python -m train fit  --config configs/train/coco_mini_cpu.yaml [key=value ...]
+    torchrun --nproc_per_node=8 -m train fit --config configs/train/dag_w32_coco.yaml
+    python -m train eval --config configs/train/dag_w32_coco.yaml --weights runs/dag_w32_coco/best.pt
+    python -m train eval --config ... --predictions results.json      (score a COCO results file)
+
+A wrong setting or a missing file prints one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from posecore.errors import OccluposeError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train", description="Train and evaluate top-down pose models.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{fit,eval}")
+
+    fit = sub.add_parser("fit", help="train (resumes from OUTPUT_DIR/last_state.pt when present)")
+    fit.add_argument("--config", required=True, help="training YAML (see configs/train)")
+    fit.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. solver.epochs=2")
+
+    ev = sub.add_parser("eval", help="keypoint AP/AR on data.val")
+    ev.add_argument("--config", required=True, help="training YAML whose data.val and eval sections are used")
+    src = ev.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", help="a checkpoint written by fit (last.pt / best.pt)")
+    src.add_argument("--predictions", help="a COCO keypoint results JSON to score instead of a model")
+    ev.add_argument("--output", help="folder for results.json and metrics.json (default: beside the weights)")
+    ev.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. eval.flip_test=false")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from . import commands
+
+    try:
+        if args.command == "fit":
+            commands.fit(args.config, args.overrides)
+        else:
+            commands.evaluate(args.config, args.overrides, weights=args.weights, predictions=args.predictions,
+                              output=args.output)
+    except OccluposeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except FloatingPointError as e:
+        print(f"error: training diverged: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

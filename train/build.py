@@ -1,0 +1,206 @@
+"""From a :class:`~train.config.TrainConfig` to the objects a run needs: data, model, loss, optimizer."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from posecore.errors import ConfigError
+from posecore.skeleton import Skeleton
+
+from .config import DatasetConfig, EvalConfig, ModelSection, OptimConfig, ScheduleConfig, TrainConfig
+from .datasets import DatasetError, KeypointAnnotations, PersonRecord, load_detections, open_annotations
+from .datasets.topdown import TopDownDataset, collate_people
+from .distributed import DistInfo, ShardSampler
+from .evaluate import eval_kind
+from .inference import Evaluator
+from .transforms import (AffineCrop, CenterScale, Compose, EncodeTargets, HalfBody, InstancePaste, InstancePool,
+                         LimbJointAugmentation, MaskJoints, RandomFlip, RandomScaleRotation, Sample)
+from .transforms.targets import sample_meta, to_input
+
+
+def open_split(cfg: DatasetConfig, what: str) -> KeypointAnnotations:
+    """Read one configured split; its paths are checked first so the error names the config key."""
+    if not str(cfg.ann_file) or str(cfg.ann_file) == ".":
+        raise ConfigError(f"data.{what}.ann_file: not set")
+    if not cfg.ann_file.is_file():
+        raise ConfigError(f"data.{what}.ann_file: no such file: {cfg.ann_file}")
+    if not cfg.img_dir.is_dir():
+        raise ConfigError(f"data.{what}.img_dir: no such folder: {cfg.img_dir}")
+    return open_annotations(cfg.format, cfg.ann_file, cfg.img_dir, cfg.skeleton, cfg.max_people)
+
+
+# -- model ---------------------------------------------------------------------------------------------------
+def model_config(section: ModelSection, skeleton: Skeleton) -> dict:
+    """The dict for ``posecore.models.build_model``: the model YAML (a path or a name under configs/models),
+    then ``params`` on top; the skeleton comes from the dataset and must agree with the model's."""
+    from posecore.models import load_model_config
+
+    base = dict(load_model_config(section.config)) if section.config else {}
+    out = {**base, **section.params}
+    if "name" not in out:
+        raise ConfigError("model: no model name; set model.config to a model YAML or model.params.name")
+    out.setdefault("skeleton", skeleton.name)
+    if out["skeleton"] != skeleton.name:
+        raise ConfigError(f"model.params.skeleton: {out['skeleton']} but the dataset's skeleton is {skeleton.name}")
+    return out
+
+
+def build_pose_model(section: ModelSection, skeleton: Skeleton) -> nn.Module:
+    from posecore.models import build_model
+
+    model = build_model(model_config(section, skeleton))
+    for attr in ("codec", "input_size", "num_joints"):
+        if not hasattr(model, attr):
+            raise ConfigError(f"model: {model.config['name']} is not a top-down pose model (no {attr})")
+    if section.init_weights:
+        from posecore.weights import load_checkpoint
+
+        source, _ = load_checkpoint(section.init_weights)
+        missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+        if len(missing) == len(model.state_dict()):
+            raise ConfigError(f"model.init_weights: {section.init_weights} shares no weights with {model.config['name']}")
+    return model
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+def train_pipeline(cfg: TrainConfig, ann: KeypointAnnotations, input_size: tuple[int, int]) -> Compose:
+    """CenterScale -> HalfBody -> RandomScaleRotation -> RandomFlip -> AffineCrop -> occlusions."""
+    sk, geo, aug = ann.skeleton, cfg.augment.geometry, cfg.augment
+    steps = [
+        CenterScale(input_size, geo.padding),
+        HalfBody(sk, input_size, geo.half_body_prob, geo.half_body_min_joints),
+        RandomScaleRotation(geo.scale_factor, geo.rotation_factor, geo.rotation_prob),
+        RandomFlip(sk, geo.flip_prob),
+        AffineCrop(input_size),
+    ]
+    ip = aug.instance_paste
+    if ip.enabled:
+        pool = InstancePool(ann.pool, ann.image_path, ip.min_area, ip.min_keypoints, ip.pool_size, ip.cache_size)
+        steps.append(InstancePaste(pool, ip.prob, ip.max_instances, ip.scale_range, ip.rotation, ip.relabel_occluded))
+    mj = aug.mask_joints
+    if mj.enabled:
+        steps.append(MaskJoints(mj.prob, mj.max_joints, mj.size_range, mj.fill, mj.relabel_occluded))
+    lj = aug.limb_joints
+    if lj.enabled:
+        steps.append(LimbJointAugmentation(sk, lj.prob, lj.ratio, lj.block, lj.relabel_occluded))
+    return Compose(steps)
+
+
+def eval_pipeline(input_size: tuple[int, int], padding: float) -> Compose:
+    return Compose([CenterScale(input_size, padding), AffineCrop(input_size)])
+
+
+def eval_inputs(sample: Sample) -> dict[str, np.ndarray]:
+    return {"image": to_input(sample.image), **sample_meta(sample)}
+
+
+def eval_people(ann: KeypointAnnotations, cfg: DatasetConfig, what: str = "val") -> list[PersonRecord]:
+    """The boxes to evaluate: the annotated people, or the detections of the split's images."""
+    if cfg.boxes == "gt":
+        return list(ann.people)
+    if cfg.det_file is None:
+        raise ConfigError(f"data.{what}.det_file: needed when data.{what}.boxes is detections")
+    if not cfg.det_file.is_file():
+        raise ConfigError(f"data.{what}.det_file: no such file: {cfg.det_file}")
+    ok_images = {i for i in ann.image_ids() if _image_exists(ann, i)}
+    dets = load_detections(cfg.det_file, ok_images, cfg.det_score_thr, ann.report)
+    return dets[: cfg.max_people] if cfg.max_people else dets
+
+
+def _image_exists(ann: KeypointAnnotations, image_id: int) -> bool:
+    try:
+        return Path(ann.image_path(image_id)).is_file()
+    except KeyError:
+        return False
+
+
+def eval_ground_truth(ann: KeypointAnnotations, people: list[PersonRecord], restrict: bool) -> dict:
+    """The ground truth to score against: the split's images whose file exists (only the images of
+    ``people`` when ``restrict``, for runs on part of a split)."""
+    images = [img for img in ann.raw["images"] if isinstance(img, dict) and "id" in img]
+    keep = {int(img["id"]) for img in images if _image_exists(ann, int(img["id"]))}
+    if restrict:
+        keep &= {p.image_id for p in people}
+    gt = {k: v for k, v in ann.raw.items() if k not in ("images", "annotations")}
+    gt["images"] = [img for img in images if int(img["id"]) in keep]
+    gt["annotations"] = [a for a in ann.raw["annotations"] if isinstance(a, dict) and a.get("image_id") in keep]
+    gt.setdefault("categories", [{"id": 1, "name": "person"}])
+    return gt
+
+
+def train_loader(cfg: TrainConfig, ann: KeypointAnnotations, model: nn.Module, dist: DistInfo
+                 ) -> tuple[DataLoader, ShardSampler]:
+    pipeline = train_pipeline(cfg, ann, tuple(model.input_size))
+    dataset = TopDownDataset(ann, ann.people, pipeline, EncodeTargets(model.codec), seed=cfg.solver.seed)
+    if len(dataset) == 0:
+        raise DatasetError(f"{ann.ann_file}: no usable person to train on ({ann.report.summary()})")
+    sampler = ShardSampler(len(dataset), shuffle=True, seed=cfg.solver.seed, rank=dist.rank,
+                           world_size=dist.world_size)
+    per_rank = math.ceil(len(dataset) / dist.world_size)
+    loader = DataLoader(dataset, batch_size=cfg.solver.batch_size, sampler=sampler,
+                        num_workers=cfg.data.num_workers, pin_memory=cfg.data.pin_memory and torch.cuda.is_available(),
+                        collate_fn=collate_people, drop_last=per_rank >= cfg.solver.batch_size,
+                        persistent_workers=False)
+    return loader, sampler
+
+
+def build_evaluator(cfg: TrainConfig, dcfg: DatasetConfig, ann: KeypointAnnotations, model: nn.Module,
+                    device: torch.device, dist: DistInfo, results_path: Path | None, what: str = "val") -> Evaluator:
+    people = eval_people(ann, dcfg, what)
+    dataset = TopDownDataset(ann, people, eval_pipeline(tuple(model.input_size), cfg.augment.geometry.padding),
+                             eval_inputs, with_others=False)
+    sampler = ShardSampler(len(dataset), shuffle=False, rank=dist.rank, world_size=dist.world_size, pad=False)
+    loader = DataLoader(dataset, batch_size=cfg.eval.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
+                        pin_memory=cfg.data.pin_memory and torch.cuda.is_available(), collate_fn=collate_people)
+    gt = eval_ground_truth(ann, people, restrict=dcfg.max_people is not None)
+    sk = ann.skeleton
+    return Evaluator(gt, loader, sk.sigmas, sk.flip_index.tolist(), cfg.eval, eval_kind(dcfg.format), device, dist,
+                     amp=cfg.solver.amp, results_path=results_path)
+
+
+# -- optimisation --------------------------------------------------------------------------------------------
+def build_optimizer(cfg: OptimConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+
+
+def lr_factor(cfg: ScheduleConfig, iteration: int, iters_per_epoch: int, epochs: int) -> float:
+    """Learning-rate multiplier after ``iteration`` steps: linear warm-up, then step decay at the
+    milestone epochs or a cosine down to ``min_lr_ratio``."""
+    warm = 1.0
+    if iteration < cfg.warmup_iters:
+        a = iteration / max(1, cfg.warmup_iters)
+        warm = cfg.warmup_factor * (1 - a) + a
+    if cfg.name == "step":
+        epoch = iteration // max(1, iters_per_epoch)
+        return warm * cfg.gamma ** sum(1 for m in cfg.milestones if epoch >= m)
+    total = max(1, iters_per_epoch * epochs)
+    t = min(1.0, iteration / total)
+    return warm * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def build_scheduler(cfg: ScheduleConfig, optimizer: torch.optim.Optimizer, iters_per_epoch: int, epochs: int):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(cfg, it, iters_per_epoch, epochs))
+
+
+def forward_kwargs(model: nn.Module, teacher_force: bool):
+    """What the model's forward takes besides the images: DAG teacher-forces its visibility mask with the
+    ground truth (v = 2) during training when asked to."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    if teacher_force and "visible" in params:
+        return lambda batch: {"visible": (batch["flags"] == 2).float()}
+    return lambda batch: {}
+
+
+__all__ = ["EvalConfig", "build_evaluator", "build_optimizer", "build_pose_model", "build_scheduler",
+           "eval_ground_truth", "eval_people", "eval_pipeline", "forward_kwargs", "lr_factor", "model_config",
+           "open_split", "train_loader", "train_pipeline"]
