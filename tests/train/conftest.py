@@ -44,15 +44,15 @@ def _load_gt(name: str) -> dict:
 
 
 def _tiny_overrides(out_dir: Path, **extra) -> list[str]:
-    """A run that takes seconds: 64x64 crops, a few people, two steps per epoch, no workers."""
+    """A run that takes seconds: 64x64 crops, a few people, one step per epoch, no workers."""
     fmt, ann, img = _sample_paths("coco_mini")
     vfmt, vann, vimg = _sample_paths("coco")
     items = {
-        "data.train.ann_file": str(ann), "data.train.img_dir": str(img), "data.train.max_people": 16,
-        "data.val.ann_file": str(vann), "data.val.img_dir": str(vimg),
+        "data.train.ann_file": str(ann), "data.train.img_dir": str(img), "data.train.max_people": 8,
+        "data.val.ann_file": str(vann), "data.val.img_dir": str(vimg), "data.val.max_people": 4,
         "data.num_workers": 0, "model.params.input_size": "[64, 64]",
-        "solver.batch_size": 4, "solver.max_iters_per_epoch": 2, "solver.epochs": 2, "solver.progress": "false",
-        "schedule.warmup_iters": 1, "eval.batch_size": 16, "output_dir": str(out_dir),
+        "solver.batch_size": 2, "solver.max_iters_per_epoch": 1, "solver.epochs": 2, "solver.progress": "false",
+        "schedule.warmup_iters": 1, "eval.batch_size": 4, "eval.flip_test": "false", "output_dir": str(out_dir),
     }
     items.update(extra)
     return [f"{k}={v}" for k, v in items.items()]
