@@ -1,0 +1,572 @@
+"""The pipeline worker: one thread that owns the source, the pipeline, the renderer and the recorder.
+
+It knows nothing of Qt. Callers (the window's service, a benchmark, a test) send it commands through
+thread-safe methods that only enqueue; it reports back through a :class:`WorkerEvents` object whose
+methods it calls from its own thread. The pipeline is built lazily, on the worker thread, the first
+time frames need processing, and again whenever the model settings change (the old one stays in use
+if the new one fails to load).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from posecore.draw import DrawOptions
+from posecore.errors import ConfigError, OccluposeError, OutputError, SourceError
+from posecore.types import FrameResult, TrackState
+
+from .feeds import Captured, EndOfFeed, Feed, FileFeed, SourceOpener, open_feed
+from .recording import Recorder, RecordingInfo, RecordingRequest, session_stem
+from .render import Renderer, TrackRow, TrackTable
+from .stats import StatsAccumulator
+
+log = logging.getLogger("occlupose")
+
+Backend = Literal["yolo", "dag"]
+BACKENDS: tuple[str, ...] = ("yolo", "dag")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """The model choices a user can change while the app runs."""
+
+    backend: Backend = "yolo"
+    weights: str | None = None  # checkpoint of the dag backend
+    device: str = "auto"
+    imgsz: int = 640
+    det_weights: str | None = None  # YOLO detector weights; None: the bundled ones
+
+    def validate(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"pose backend: expected one of {list(BACKENDS)}, got {self.backend!r}")
+        if self.backend == "dag" and not self.weights:
+            raise ConfigError("pose backend dag: choose a weights file (checkpoint) first")
+        if not 32 <= int(self.imgsz) <= 4096:
+            raise ConfigError(f"input size: must be between 32 and 4096, got {self.imgsz}")
+
+    def describe(self) -> str:
+        model = self.backend if self.backend == "yolo" else f"dag ({Path(self.weights or '').name})"
+        return f"{model} on {self.device}, {self.imgsz} px"
+
+    def to_config(self):
+        from posecore.pipeline import PipelineConfig, PoseConfig
+        from posecore.detector import DetectorConfig
+
+        return PipelineConfig(
+            detector=DetectorConfig(weights=self.det_weights, imgsz=int(self.imgsz), device=self.device),
+            pose=PoseConfig(backend=self.backend, weights=self.weights),
+        )
+
+
+def default_pipeline_factory(settings: PipelineSettings):
+    """The real pipeline (imports torch and loads weights: call it off the GUI thread)."""
+    from posecore.pipeline import Pipeline
+
+    settings.validate()
+    return Pipeline.from_config(settings.to_config())
+
+
+PipelineFactory = Callable[[PipelineSettings], Any]
+
+
+class Status(str, enum.Enum):
+    IDLE = "idle"  # no source
+    OPENING = "opening"
+    LOADING = "loading"  # building the pipeline
+    PLAYING = "playing"
+    PAUSED = "paused"
+    ENDED = "ended"  # a file reached its end
+
+
+@dataclass(frozen=True)
+class PlayerState:
+    status: Status = Status.IDLE
+    source: str | None = None  # the source's display name
+    spec: str | None = None  # what was opened (path, URL, camera index)
+    is_live: bool = False
+    seekable: bool = False
+    frame_count: int | None = None
+    fps: float | None = None
+    realtime: bool = False
+    model: str | None = None  # the pipeline in use, once one is loaded
+    recording: Path | None = None  # the stem path of the files being recorded
+
+
+@dataclass
+class ProcessedFrame:
+    """One frame as the window gets it.
+
+    image: the annotated BGR frame; t_capture / t_start / t_end: when the frame was captured, and when
+    its processing started and ended (``time.perf_counter`` seconds); backlog: frames newer than this
+    one that the source had delivered when processing started (a live feed keeps this at 0);
+    dropped: frames skipped just before this one; rerender: a redraw of an earlier frame after an
+    option changed (not a new frame: no latency to measure).
+    """
+
+    result: FrameResult
+    image: np.ndarray
+    tracks: list[TrackRow]
+    t_capture: float
+    t_start: float
+    t_end: float
+    backlog: int = 0
+    dropped: int = 0
+    source: str = ""
+    rerender: bool = False
+    display_backlog: int = 0  # results newer than this one when the window took it (0: it shows the newest)
+
+    @property
+    def index(self) -> int:
+        return self.result.index
+
+
+ErrorKind = Literal["source", "model", "output", "internal"]
+
+
+class WorkerEvents(Protocol):
+    """Called from the worker thread."""
+
+    def state_changed(self, state: PlayerState) -> None: ...
+
+    def frame_ready(self, frame: ProcessedFrame) -> None: ...
+
+    def error(self, kind: ErrorKind, message: str) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def recording_finished(self, info: RecordingInfo) -> None: ...
+
+
+@dataclass
+class WorkerOptions:
+    settings: PipelineSettings = field(default_factory=PipelineSettings)
+    draw: DrawOptions = field(default_factory=DrawOptions)
+    det_threshold: float = 0.0  # persons scoring below are removed before tracking
+    realtime: bool = False  # files: play at their own rate, dropping frames when behind
+    poll_s: float = 0.05  # longest wait for a frame or a command before looking again
+
+
+class WorkerLoop:
+    """Owns everything that runs off the GUI thread. Call ``run()`` in a thread; the other public
+    methods may be called from any thread and return at once."""
+
+    def __init__(self, events: WorkerEvents, pipeline_factory: PipelineFactory = default_pipeline_factory,
+                 source_opener: SourceOpener | None = None, stats: StatsAccumulator | None = None,
+                 options: WorkerOptions | None = None, clock: Callable[[], float] = time.perf_counter):
+        opts = options or WorkerOptions()
+        self.events = events
+        self.stats = stats or StatsAccumulator(clock)
+        self._factory = pipeline_factory
+        self._opener = source_opener
+        self._clock = clock
+        self._poll = opts.poll_s
+        self._commands: queue.Queue = queue.Queue()
+        # Owned by the worker thread from here on.
+        self._settings = opts.settings
+        self._det_threshold = float(opts.det_threshold)
+        self._realtime = bool(opts.realtime)
+        self._renderer = Renderer(opts.draw)
+        self._table = TrackTable()
+        self._pipeline = None
+        self._model: str | None = None
+        self._feed: Feed | None = None
+        self._spec: str | None = None
+        self._recorder: Recorder | None = None
+        self._status = Status.IDLE
+        self._playing = False
+        self._last_index: int | None = None
+        self._last: ProcessedFrame | None = None
+        self._quit = False
+
+    # ------------------------------------------------------------------ commands (any thread)
+    def _submit(self, name: str, *args) -> None:
+        self._commands.put((name, args))
+
+    def open(self, spec: str, play: bool = True) -> None:
+        self._submit("open", str(spec), play)
+
+    def play(self) -> None:
+        self._submit("play")
+
+    def pause(self) -> None:
+        self._submit("pause")
+
+    def stop(self) -> None:
+        self._submit("stop")
+
+    def seek(self, index: int) -> None:
+        self._submit("seek", int(index))
+
+    def step(self, delta: int) -> None:
+        self._submit("step", int(delta))
+
+    def set_settings(self, settings: PipelineSettings) -> None:
+        self._submit("settings", settings)
+
+    def set_draw_options(self, options: DrawOptions) -> None:
+        self._submit("draw", dataclasses.replace(options))
+
+    def set_det_threshold(self, value: float) -> None:
+        self._submit("det_threshold", float(value))
+
+    def set_realtime(self, realtime: bool) -> None:
+        self._submit("realtime", bool(realtime))
+
+    def start_recording(self, folder: str | Path, video: bool = True, jsonl: bool = True, csv: bool = True) -> None:
+        self._submit("record", Path(folder), video, jsonl, csv)
+
+    def stop_recording(self) -> None:
+        self._submit("stop_record")
+
+    def shutdown(self) -> None:
+        self._submit("quit")
+
+    # ------------------------------------------------------------------ the thread
+    def run(self) -> None:
+        try:
+            while not self._quit:
+                self._handle_commands(block=not self._playing)
+                if self._playing and not self._quit:
+                    self._guard(self._play_one)
+        finally:
+            self._guard(self._close_source)
+
+    def _guard(self, fn, *args) -> None:
+        """Run one step; an unexpected exception is reported and the worker carries on."""
+        try:
+            fn(*args)
+        except Exception as e:  # a bug must not kill the thread the window depends on
+            log.exception("worker step failed")
+            self.events.error("internal", f"internal error: {type(e).__name__}: {e}")
+            self._playing = False
+            if self._status in (Status.PLAYING, Status.LOADING, Status.OPENING):
+                self._set_status(Status.PAUSED if self._feed is not None else Status.IDLE)
+
+    def _handle_commands(self, block: bool) -> None:
+        try:
+            name, args = self._commands.get(timeout=self._poll) if block else self._commands.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            self._guard(getattr(self, f"_cmd_{name}"), *args)
+            if self._quit:
+                return
+            try:
+                name, args = self._commands.get_nowait()
+            except queue.Empty:
+                return
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> PlayerState:
+        feed = self._feed
+        return PlayerState(
+            status=self._status,
+            source=feed.name if feed else None,
+            spec=self._spec if feed else None,
+            is_live=bool(feed and feed.is_live),
+            seekable=bool(feed and feed.seekable),
+            frame_count=feed.frame_count if feed else None,
+            fps=feed.fps if feed else None,
+            realtime=self._realtime,
+            model=self._model,
+            recording=self._recorder_stem(),
+        )
+
+    def _recorder_stem(self) -> Path | None:
+        if self._recorder is None:
+            return None
+        return Path(self._recorder.request.folder) / self._recorder.request.stem
+
+    def _set_status(self, status: Status) -> None:
+        self._status = status
+        self.events.state_changed(self.state())
+
+    def _reset_history(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.reset()
+        self._renderer.reset()
+        self._table.reset()
+        self._last_index = None
+
+    # ------------------------------------------------------------------ source
+    def _cmd_open(self, spec: str, play: bool) -> None:
+        self._close_source()
+        self._set_status(Status.OPENING)
+        try:
+            feed = open_feed(spec, self._realtime, self._opener, self.stats.on_captured)
+        except OccluposeError as e:
+            self.events.error("source", str(e))
+            self._set_status(Status.IDLE)
+            return
+        except Exception as e:  # an opener that fails in an unforeseen way is still a source problem
+            self.events.error("source", f"cannot open {spec}: {type(e).__name__}: {e}")
+            self._set_status(Status.IDLE)
+            return
+        self._feed, self._spec = feed, spec
+        self.stats.reset(None if feed.is_live else feed.fps)
+        self._reset_history()
+        self._last = None
+        self._playing = play
+        self._set_status(Status.PLAYING if play else Status.PAUSED)
+        if not play:
+            self._show_next()
+
+    def _close_source(self) -> None:
+        self._stop_recording()
+        if self._feed is not None:
+            feed, self._feed = self._feed, None
+            feed.close()
+        self._playing = False
+        self._spec = None
+
+    def _cmd_stop(self) -> None:
+        self._close_source()
+        self._last = None
+        self._set_status(Status.IDLE)
+
+    def _cmd_quit(self) -> None:
+        self._quit = True
+
+    # ------------------------------------------------------------------ playback
+    def _cmd_play(self) -> None:
+        if self._feed is None:
+            self.events.error("source", "no source open: choose a camera, a file or a stream first")
+            return
+        if self._status == Status.ENDED:
+            if not self._feed.seekable:
+                self.events.message("the source has ended; open it again to replay")
+                return
+            self._feed.seek(0)
+            self._reset_history()
+        self._feed.set_paused(False)
+        self._last_index = None if self._feed.is_live else self._last_index  # pause gaps are not drops
+        self._playing = True
+        self._set_status(Status.PLAYING)
+
+    def _cmd_pause(self) -> None:
+        if self._feed is None or not self._playing:
+            return
+        self._playing = False
+        self._feed.set_paused(True)
+        self._set_status(Status.PAUSED)
+
+    def _cmd_realtime(self, realtime: bool) -> None:
+        self._realtime = realtime
+        if isinstance(self._feed, FileFeed):
+            self._feed.set_realtime(realtime)
+        self.events.state_changed(self.state())
+
+    def _cmd_seek(self, index: int) -> None:
+        feed = self._feed
+        if feed is None or not feed.seekable:
+            self.events.message("seeking works in video files only")
+            return
+        try:
+            feed.seek(index)
+        except SourceError as e:
+            self.events.error("source", str(e))
+            return
+        self._reset_history()  # a jump breaks the tracks' continuity
+        if self._status == Status.ENDED:
+            self._set_status(Status.PAUSED)
+        if not self._playing:
+            self._show_next()
+
+    def _cmd_step(self, delta: int) -> None:
+        feed = self._feed
+        if feed is None or feed.is_live:
+            self.events.message("stepping works in video files only")
+            return
+        if self._playing:
+            self._cmd_pause()
+        if delta >= 1:
+            for _ in range(delta):
+                if not self._show_next():
+                    break
+        elif delta < 0 and self._last is not None:
+            self._cmd_seek(max(0, self._last.index + delta))
+
+    def _show_next(self) -> bool:
+        """Process and show the next frame of a paused file; False at its end."""
+        if self._feed is None or self._feed.is_live:
+            return False
+        if not self._ensure_pipeline():
+            return False
+        if not isinstance(self._feed, FileFeed):
+            return False
+        try:
+            captured = self._feed.next_now()
+        except EndOfFeed:
+            self._end_of_feed()
+            return False
+        except SourceError as e:
+            self._source_failed(e)
+            return False
+        return self._process(captured)
+
+    def _play_one(self) -> None:
+        if not self._ensure_pipeline():
+            self._playing = False
+            self._set_status(Status.PAUSED)
+            return
+        if self._status != Status.PLAYING:
+            self._set_status(Status.PLAYING)
+        try:
+            captured = self._feed.next(self._poll)
+        except EndOfFeed:
+            self._end_of_feed()
+            return
+        except SourceError as e:
+            self._source_failed(e)
+            return
+        if captured is not None:
+            self._process(captured)
+
+    def _end_of_feed(self) -> None:
+        self._playing = False
+        info = self._stop_recording()
+        self._set_status(Status.ENDED)
+        if info is not None:
+            self.events.message(f"recording finished: {info.frames} frames")
+
+    def _source_failed(self, e: Exception) -> None:
+        self.events.error("source", str(e))
+        self._close_source()
+        self._set_status(Status.IDLE)
+
+    # ------------------------------------------------------------------ the pipeline
+    def _ensure_pipeline(self) -> bool:
+        if self._pipeline is not None:
+            return True
+        return self._build(self._settings)
+
+    def _build(self, settings: PipelineSettings) -> bool:
+        previous = self._status
+        self._set_status(Status.LOADING)
+        self.events.message(f"loading model: {settings.describe()}")
+        try:
+            pipeline = self._factory(settings)
+        except OccluposeError as e:
+            self.events.error("model", str(e))
+            self._set_status(previous if previous != Status.LOADING else Status.PAUSED)
+            return False
+        except Exception as e:
+            self.events.error("model", f"cannot load the model ({settings.describe()}): {type(e).__name__}: {e}")
+            self._set_status(previous if previous != Status.LOADING else Status.PAUSED)
+            return False
+        self._pipeline, self._settings, self._model = pipeline, settings, settings.describe()
+        self._renderer.skeleton = getattr(pipeline, "skeleton", "coco17")
+        self._reset_history()
+        self.events.message(f"model ready: {self._model}")
+        self._set_status(previous if previous != Status.LOADING else Status.PAUSED)
+        return True
+
+    def _cmd_settings(self, settings: PipelineSettings) -> None:
+        if settings == self._settings and self._pipeline is not None:
+            return
+        try:
+            settings.validate()
+        except ConfigError as e:
+            self.events.error("model", str(e))
+            return
+        if self._pipeline is None and self._feed is None:
+            self._settings = settings  # nothing to run yet: built when playback starts
+            self.events.message(f"model will load when playback starts: {settings.describe()}")
+            return
+        self._build(settings)
+
+    def _cmd_det_threshold(self, value: float) -> None:
+        self._det_threshold = value
+
+    def _cmd_draw(self, options: DrawOptions) -> None:
+        self._renderer.set_options(options)
+        last = self._last
+        if last is not None and not self._playing:
+            image = self._renderer.render(last.result, advance=False)
+            self._last = dataclasses.replace(last, image=image, rerender=True)
+            self.events.frame_ready(self._last)
+
+    def _process(self, captured: Captured) -> bool:
+        frame = captured.frame
+        dropped = 0
+        if self._last_index is not None and frame.index > self._last_index + 1:
+            dropped = frame.index - self._last_index - 1
+        self._last_index = frame.index
+        t_start = self._clock()
+        try:
+            timings: dict[str, float] = {}
+            poses = self._pipeline.estimate(frame.image, timings)
+            if self._det_threshold > 0 and len(poses):
+                poses = poses.select(poses.scores >= self._det_threshold)
+            result = self._pipeline.track(frame, poses, timings)
+        except OccluposeError as e:  # e.g. weights that do not fit this backend
+            self.events.error("model", str(e))
+            self._playing = False
+            self._set_status(Status.PAUSED)
+            return False
+        image = self._renderer.render(result)
+        rows = self._table.update(result)
+        t_end = self._clock()
+        pf = ProcessedFrame(result, image, rows, captured.t_capture, t_start, t_end, captured.backlog, dropped,
+                            self._feed.name if self._feed else "")
+        self.stats.on_processed(sum(t.state != TrackState.LOST for t in result.tracks), dropped, t_end)
+        if self._recorder is not None:
+            try:
+                self._recorder.write(image, result)
+            except (OutputError, ValueError) as e:
+                self.events.error("output", f"recording stopped: {e}")
+                self._stop_recording()
+        self._last = pf
+        self.events.frame_ready(pf)
+        return True
+
+    # ------------------------------------------------------------------ recording
+    def _cmd_record(self, folder: Path, video: bool, jsonl: bool, csv: bool) -> None:
+        if self._feed is None:
+            self.events.error("output", "open a source before recording")
+            return
+        self._stop_recording()
+        fps = self._feed.fps
+        if self._feed.is_live:
+            # The video holds the processed frames only: their rate keeps its playback near real time.
+            measured = self.stats.snapshot().processed_fps
+            fps = measured if measured > 0 else fps
+        skeleton = getattr(self._pipeline, "skeleton", "coco17") if self._pipeline is not None else "coco17"
+        request = RecordingRequest(folder, session_stem(self._feed.name), fps, skeleton, video, jsonl, csv)
+        try:
+            self._recorder = Recorder(request)
+        except OccluposeError as e:
+            self.events.error("output", str(e))
+            return
+        self.events.message(f"recording to {folder / request.stem}.*")
+        self.events.state_changed(self.state())
+
+    def _cmd_stop_record(self) -> None:
+        info = self._stop_recording()
+        if info is not None:
+            self.events.message(f"recorded {info.frames} frames")
+
+    def _stop_recording(self) -> RecordingInfo | None:
+        if self._recorder is None:
+            return None
+        recorder, self._recorder = self._recorder, None
+        try:
+            info = recorder.stop()
+        except OccluposeError as e:
+            self.events.error("output", f"recording: {e}")
+            return None
+        self.events.recording_finished(info)
+        if not self._quit:
+            self.events.state_changed(self.state())
+        return info

@@ -1,0 +1,126 @@
+"""Random access into a video file: the frames from any index on, for players that seek and step.
+
+Frame ``i`` here is the same image as the ``i``-th frame :class:`VideoFileSource` yields. With PyAV,
+the presentation timestamps of all packets (read once, without decoding) map an index to a timestamp;
+a seek jumps to the keyframe before it and decodes forward. Files whose timestamps cannot be trusted
+(missing, duplicated, or out of order after decoding, as in some AVI files) are decoded from the
+start instead, skipping the colour conversion of the frames before the target. The OpenCV fallback
+seeks by frame number.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import SourceError
+from .sources import Frame, VideoFileSource, _first_line
+
+_CHECK_FRAMES = 12  # decoded frames whose timestamps must increase before we trust them
+
+
+class SeekableVideo:
+    """A video file readable from any frame. ``frames(start)`` yields :class:`Frame` records in order."""
+
+    def __init__(self, video: str | Path | VideoFileSource):
+        # An opened VideoFileSource is reused as it is: the file was validated and probed already.
+        self.source = video if isinstance(video, VideoFileSource) else VideoFileSource(video)
+        self.path = self.source.path
+        self.name = self.source.name
+        self.fps = self.source.fps
+        self.frame_count = self.source.frame_count
+        self._pts: list[int] | None = None
+        self._scanned = False
+
+    def frames(self, start: int = 0) -> Iterator[Frame]:
+        start = max(0, int(start))
+        if start == 0:
+            return iter(self.source)
+        if self.source._backend == "opencv":
+            return self._frames_opencv(start)
+        return self._frames_pyav(start)
+
+    # ------------------------------------------------------------------ PyAV
+    def _timestamps(self) -> list[int] | None:
+        """Sorted presentation timestamps of every frame, or None when they cannot index frames."""
+        if self._scanned:
+            return self._pts
+        self._scanned = True
+        import av
+
+        try:
+            with av.open(str(self.path)) as container:
+                stream = container.streams.video[0]
+                pts = [p.pts for p in container.demux(stream) if p.size]
+            if not pts or any(p is None for p in pts) or len(set(pts)) != len(pts):
+                return None
+            with av.open(str(self.path)) as container:
+                decoded = []
+                for vf in container.decode(container.streams.video[0]):
+                    decoded.append(vf.pts)
+                    if len(decoded) >= _CHECK_FRAMES:
+                        break
+            if any(p is None for p in decoded) or decoded != sorted(decoded) or len(set(decoded)) != len(decoded):
+                return None
+        except Exception:  # a damaged file: fall back to decoding from the start
+            return None
+        self._pts = sorted(pts)
+        self.frame_count = len(self._pts)
+        return self._pts
+
+    def _frames_pyav(self, start: int) -> Iterator[Frame]:
+        import av
+
+        table = self._timestamps()
+        container = av.open(str(self.path))
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            first = stream.start_time or 0
+            tb = float(stream.time_base) if stream.time_base else None
+            if table is not None:
+                if start >= len(table):
+                    return
+                container.seek(table[start], stream=stream, backward=True, any_frame=False)
+            count = 0  # decode-order counter, used when there is no timestamp table
+            for vf in container.decode(stream):
+                if table is not None:
+                    index = bisect.bisect_left(table, vf.pts)
+                    if index >= len(table) or table[index] != vf.pts:
+                        raise SourceError(f"cannot seek in {self.path}: frame timestamp {vf.pts} not in the index")
+                else:
+                    index = count
+                    count += 1
+                if index < start:
+                    continue  # before the target: decoded (needed) but not converted
+                image = vf.to_ndarray(format="bgr24")
+                k = int(round((getattr(vf, "rotation", 0) or 0) / 90.0)) % 4
+                if k:
+                    image = np.ascontiguousarray(np.rot90(image, k))
+                t = (vf.pts - first) * tb if vf.pts is not None and tb else index / (self.fps or 30.0)
+                yield Frame(index, t, image)
+        except SourceError:
+            raise
+        except Exception as e:
+            raise SourceError(f"cannot read video {self.path}: {_first_line(e)}") from None
+        finally:
+            container.close()
+
+    # ------------------------------------------------------------------ OpenCV
+    def _frames_opencv(self, start: int) -> Iterator[Frame]:
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+            index = start
+            while True:
+                ok, image = cap.read()
+                if not ok:
+                    break
+                yield Frame(index, index / (self.fps or 30.0), image)
+                index += 1
+        finally:
+            cap.release()
