@@ -8,11 +8,13 @@ with one line naming the problem.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +71,19 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+@contextmanager
+def _quiet_opencv():
+    """Silence OpenCV's own log while it probes a file or device: we report problems in one line ourselves."""
+    from cv2.utils import logging as cvlog
+
+    level = cvlog.getLogLevel()
+    cvlog.setLogLevel(cvlog.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cvlog.setLogLevel(level)
+
+
 class VideoFileSource(FrameSource):
     """A video file decoded with PyAV (FFmpeg), falling back to OpenCV when PyAV cannot open it.
 
@@ -107,6 +122,8 @@ class VideoFileSource(FrameSource):
             if not container.streams.video:
                 raise SourceError(f"no video stream in {self.path}")
             stream = container.streams.video[0]
+            if stream.codec_context is None:  # FFmpeg knows the container but has no decoder for the codec
+                raise SourceError(f"unsupported video codec in {self.path}: this FFmpeg build has no decoder for it")
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             self.fps = float(rate) if rate else None
             self.frame_count = int(stream.frames) or None
@@ -122,11 +139,13 @@ class VideoFileSource(FrameSource):
         container.close()  # reopened per iteration, so a source can be read more than once
 
     def _open_opencv(self) -> bool:
-        cap = cv2.VideoCapture(str(self.path))
+        with _quiet_opencv():
+            cap = cv2.VideoCapture(str(self.path))
         try:
             if not cap.isOpened():
                 return False
-            ok, _ = cap.read()
+            with _quiet_opencv():
+                ok, _ = cap.read()
             if not ok:
                 return False
             fps = cap.get(cv2.CAP_PROP_FPS)
@@ -181,11 +200,13 @@ class VideoFileSource(FrameSource):
             raise SourceError(f"video has no frames: {self.path}")
 
     def _frames_opencv(self) -> Iterator[Frame]:
-        cap = cv2.VideoCapture(str(self.path))
+        with _quiet_opencv():
+            cap = cv2.VideoCapture(str(self.path))
         index = 0
         try:
             while True:
-                ok, image = cap.read()
+                with _quiet_opencv():
+                    ok, image = cap.read()
                 if not ok:
                     break
                 yield Frame(index, index / (self.fps or 30.0), image)
@@ -206,14 +227,8 @@ class CameraSource(FrameSource):
         self.name = f"camera{self.index}"
         if sys.platform.startswith("linux") and not os.path.exists(f"/dev/video{self.index}"):
             raise SourceError(f"no camera at index {self.index}")
-        from cv2.utils import logging as cvlog
-
-        level = cvlog.getLogLevel()
-        cvlog.setLogLevel(cvlog.LOG_LEVEL_SILENT)  # a failing open prints many warnings; we say it in one line
-        try:
+        with _quiet_opencv():  # a failing open prints many warnings; we say it in one line
             self._cap = cv2.VideoCapture(self.index)
-        finally:
-            cvlog.setLogLevel(level)
         if not self._cap.isOpened():
             self._cap.release()
             raise SourceError(f"no camera at index {self.index}")
@@ -230,9 +245,10 @@ class CameraSource(FrameSource):
         start = time.monotonic()
         index = 0
         while self._cap.isOpened():
-            ok, image = self._cap.read()
+            with _quiet_opencv():  # an unplugged camera makes V4L2 print warnings before read() fails
+                ok, image = self._cap.read()
             if not ok:
-                raise SourceError(f"camera {self.index} stopped delivering frames")
+                raise SourceError(f"camera {self.index} stopped delivering frames after {index} frames")
             yield Frame(index, time.monotonic() - start, image)
             index += 1
 
@@ -263,7 +279,7 @@ class StreamSource(FrameSource):
         try:
             container = av.open(self.url, options=options, timeout=(self.timeout_s, self.timeout_s))
         except Exception as e:
-            raise SourceError(f"cannot open stream {self.url}: {_first_line(e)}") from None
+            raise SourceError(f"cannot open stream {self.url}: {self._reason(e)}") from None
         if not container.streams.video:
             container.close()
             raise SourceError(f"no video stream at {self.url}")
@@ -280,7 +296,14 @@ class StreamSource(FrameSource):
                 yield Frame(index, t - t0, vf.to_ndarray(format="bgr24"))
                 index += 1
         except Exception as e:
-            raise SourceError(f"stream {self.url} stopped: {_first_line(e)}") from None
+            raise SourceError(f"stream {self.url} stopped after {index} frames: {self._reason(e)}") from None
+
+    def _reason(self, e: BaseException) -> str:
+        # PyAV's timeout interrupts FFmpeg, which then reports "Immediate exit requested" (AVERROR_EXIT).
+        text = _first_line(e)
+        if "Immediate exit requested" in text or getattr(e, "errno", None) == errno.ETIMEDOUT:
+            return f"no data for {self.timeout_s:g} s (timed out)"
+        return text
 
     def close(self) -> None:
         self._container.close()
@@ -290,9 +313,83 @@ def _natural_key(p: Path):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
 
 
+def _is_image_file(path: Path) -> bool:
+    """Whether the file starts like an image OpenCV reads (by content, not by its name)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return (head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"II*\x00", b"MM\x00*"))
+            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"))
+
+
+def _jpeg_damage(data: bytes) -> str | None:
+    """Walk the JPEG's markers to its end-of-image marker; a file cut short never gets there."""
+    pos = 2
+    n = len(data)
+    while pos + 2 <= n:
+        if data[pos] != 0xFF:
+            return "damaged JPEG (bad marker)"
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            return None
+        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # fill byte or a marker without length
+            pos += 1 if marker == 0xFF else 2
+            continue
+        if pos + 4 > n:
+            break
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        pos += 2 + length
+        if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker that is not FF00 / RSTn
+            while True:
+                pos = data.find(b"\xff", pos)
+                if pos < 0 or pos + 1 >= n:
+                    return "truncated JPEG"
+                nxt = data[pos + 1]
+                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
+                    pos += 1 if nxt == 0xFF else 2
+                    continue
+                break
+    return "truncated JPEG"
+
+
+def _png_damage(data: bytes) -> str | None:
+    """Walk the PNG's chunks to IEND; a file cut short never gets there."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        if data[pos + 4:pos + 8] == b"IEND":
+            return None
+        pos += 12 + length
+    return "truncated PNG"
+
+
+def read_image(path: Path) -> tuple[np.ndarray | None, str]:
+    """(BGR image, "") or (None, why it cannot be used). Damaged JPEG and PNG files are caught before the
+    decoder sees them: libjpeg would return a half-grey picture and both libraries print on stderr."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return None, e.strerror or str(e)
+    if not data:
+        return None, "empty file"
+    damage = None
+    if data.startswith(b"\xff\xd8\xff"):
+        damage = _jpeg_damage(data)
+    elif data.startswith(b"\x89PNG\r\n\x1a\n"):
+        damage = _png_damage(data)
+    if damage:
+        return None, damage
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        return None, "not a readable image"
+    return image, ""
+
+
 class ImageFolderSource(FrameSource):
     """Images of a folder in natural name order (or one image file). Unreadable images are skipped
-    and reported; ``skipped`` lists them."""
+    and reported; ``skipped`` lists their names, ``skip_reasons`` why each was skipped."""
 
     def __init__(self, path: str | Path, fps: float | None = None):
         self.path = Path(path)
@@ -300,21 +397,28 @@ class ImageFolderSource(FrameSource):
         if self.path.is_file():
             self.files = [self.path]
         else:
-            self.files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
-                                 and p.is_file()), key=_natural_key)
+            try:
+                entries = list(self.path.iterdir())
+            except OSError as e:
+                raise SourceError(f"cannot read folder {self.path}: {e.strerror or e}") from None
+            self.files = sorted((p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+                                key=_natural_key)
         if not self.files:
             raise SourceError(f"no images in folder: {self.path}")
         self.fps = fps
         self.frame_count = len(self.files)
         self.skipped: list[str] = []
+        self.skip_reasons: dict[str, str] = {}
 
     def _frames(self) -> Iterator[Frame]:
+        self.skipped, self.skip_reasons = [], {}
         index = 0
         for p in self.files:
-            image = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            image, why = read_image(p)
             if image is None:
                 self.skipped.append(p.name)
-                log.warning("skipping unreadable image %s", p)
+                self.skip_reasons[p.name] = why
+                log.warning("skipping image %s: %s", p.name, why)
                 continue
             yield Frame(index, index / self.fps if self.fps else float(index), image, p.name)
             index += 1
@@ -334,6 +438,7 @@ def open_source(spec: str | int | os.PathLike, timeout_s: float = 10.0) -> Frame
         return ImageFolderSource(p)
     if not p.exists():
         raise SourceError(f"no such file or directory: {p}")
-    if p.suffix.lower() in IMAGE_EXTENSIONS:
+    if p.suffix.lower() in IMAGE_EXTENSIONS and (_is_image_file(p) or not p.is_file()):
         return ImageFolderSource(p)
+    # Anything else is given to FFmpeg, which goes by content: a video named .jpg or .dat still plays.
     return VideoFileSource(p)

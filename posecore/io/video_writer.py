@@ -24,6 +24,24 @@ def _pick_codec(preferred: str = "auto") -> str:
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
 
+def _reason(e: BaseException) -> str:
+    text = (getattr(e, "strerror", None) or str(e) or type(e).__name__).strip()
+    return text.splitlines()[0]
+
+
+def _fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` scaled to fit ``width`` x ``height`` with its aspect ratio kept, centred on black."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(width / w, height / h)
+    nw, nh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+    out = np.zeros((height, width, 3), np.uint8)
+    x, y = (width - nw) // 2, (height - nh) // 2
+    out[y:y + nh, x:x + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out
+
+
 class VideoWriter:
     """Write BGR uint8[H, W, 3] frames at a constant ``fps`` (the source's rate)."""
 
@@ -36,32 +54,42 @@ class VideoWriter:
         # yuv420p needs even sizes: pad by one pixel where needed.
         self._w = self.width + (self.width % 2)
         self._h = self.height + (self.height % 2)
-        rate = Fraction(fps or 30.0).limit_denominator(1001)
+        # Broken metadata can claim any rate; the encoders accept ordinary ones.
+        fps = fps if fps and 1.0 <= fps <= 240.0 else 30.0
+        rate = Fraction(fps).limit_denominator(1001)
         self.codec = _pick_codec(codec)
         try:
             self._container = av.open(str(self.path), mode="w", format="mp4",
                                       options={"movflags": "frag_keyframe+empty_moov+default_base_moof"})
         except Exception as e:
-            raise OutputError(f"cannot write video {self.path}: {str(e).strip().splitlines()[0]}") from None
-        stream = self._container.add_stream(self.codec, rate=rate)
-        stream.width, stream.height = self._w, self._h
-        stream.pix_fmt = "yuv420p"
-        stream.gop_size = max(1, round(float(rate)))  # a keyframe (and fragment) every second
-        if self.codec == "libx264":
-            # No B-frames: decode order equals display order, so a cut file ends cleanly.
-            stream.options = {"crf": str(crf), "preset": "veryfast", "bframes": "0"}
-        else:
-            stream.bit_rate = 4_000_000
-            stream.options = {"bf": "0"}
+            raise OutputError(f"cannot write video {self.path}: {_reason(e)}") from None
+        try:
+            stream = self._container.add_stream(self.codec, rate=rate)
+            stream.width, stream.height = self._w, self._h
+            stream.pix_fmt = "yuv420p"
+            stream.gop_size = max(1, round(float(rate)))  # a keyframe (and fragment) every second
+            if self.codec == "libx264":
+                # No B-frames: decode order equals display order, so a cut file ends cleanly.
+                stream.options = {"crf": str(crf), "preset": "veryfast", "bframes": "0"}
+            else:
+                stream.bit_rate = 4_000_000
+                stream.options = {"bf": "0"}
+        except Exception as e:
+            self._container.close()
+            raise OutputError(f"cannot write video {self.path}: {_reason(e)}") from None
         self._stream = stream
         self.frames_written = 0
         self._closed = False
 
     def write(self, image: np.ndarray) -> None:
+        """Encode one frame. A frame of another size (a stream that changes resolution) is scaled to fit
+        the video's size, keeping its aspect ratio."""
         import av
 
+        if self._closed:
+            raise OutputError(f"cannot write video {self.path}: already closed")
         if image.shape[0] != self.height or image.shape[1] != self.width:
-            raise ValueError(f"frame size {image.shape[1]}x{image.shape[0]} != video {self.width}x{self.height}")
+            image = _fit(image, self.width, self.height)
         if (self._w, self._h) != (self.width, self.height):
             padded = np.zeros((self._h, self._w, 3), np.uint8)
             padded[: self.height, : self.width] = image
@@ -71,19 +99,27 @@ class VideoWriter:
         try:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
-        except OSError as e:
-            raise OutputError(f"cannot write video {self.path}: {e.strerror or e}") from None
+        except Exception as e:  # a full disk, a vanished folder (OSError) or an encoder failure (av errors)
+            raise OutputError(f"cannot write video {self.path}: {_reason(e)}") from None
         self.frames_written += 1
 
     def close(self) -> None:
+        """Flush the encoder and finalise the file; the file handle is released even when that fails."""
         if self._closed:
             return
         self._closed = True
+        error = None
         try:
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
-        finally:
+        except Exception as e:
+            error = e
+        try:
             self._container.close()
+        except Exception as e:
+            error = error or e
+        if error is not None:
+            raise OutputError(f"cannot write video {self.path}: {_reason(error)}") from None
 
     def __enter__(self):
         return self
