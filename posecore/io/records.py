@@ -6,6 +6,7 @@ tracker (exact float32 values), so an interrupted run can replay the tracker and
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -15,13 +16,26 @@ from ..types import FrameResult, Poses, Track
 RECORD_VERSION = 1
 
 
+def _finite_list(a: np.ndarray) -> list:
+    """``a.tolist()`` with NaN and infinities as None (JSON null): records stay strict JSON, and
+    ``np.asarray(..., np.float32)`` reads null back as NaN."""
+    if np.isfinite(a).all():
+        return a.tolist()
+    return np.where(np.isfinite(a), a, None).tolist()
+
+
 def _r(a: np.ndarray, nd: int = 2) -> list:
-    return np.round(a.astype(np.float64), nd).tolist()
+    return _finite_list(np.round(np.asarray(a, np.float64), nd))
+
+
+def _num(x: float, nd: int) -> float | None:
+    x = float(x)
+    return round(x, nd) if math.isfinite(x) else None
 
 
 def _exact(a: np.ndarray) -> list:
     # float32 -> Python float is exact, and json writes the shortest repr that reads back the same.
-    return a.astype(np.float32).astype(np.float64).tolist()
+    return _finite_list(np.asarray(a).astype(np.float32).astype(np.float64))
 
 
 def track_record(t: Track) -> dict[str, Any]:
@@ -29,8 +43,8 @@ def track_record(t: Track) -> dict[str, Any]:
         "id": int(t.track_id),
         "state": t.state.value,
         "box": _r(t.box),
-        "score": round(float(t.score), 4),
-        "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(c), 4)] for x, y, c in t.keypoints],
+        "score": _num(t.score, 4),
+        "keypoints": [[_num(x, 2), _num(y, 2), _num(c, 4)] for x, y, c in np.asarray(t.keypoints)],
         "seen": [int(s) for s in t.seen],
     }
 
@@ -46,7 +60,7 @@ def poses_record(p: Poses) -> dict[str, Any]:
 
 
 def frame_record(result: FrameResult) -> dict[str, Any]:
-    rec: dict[str, Any] = {"v": RECORD_VERSION, "frame": int(result.index), "time": round(float(result.time_s), 4)}
+    rec: dict[str, Any] = {"v": RECORD_VERSION, "frame": int(result.index), "time": _num(result.time_s, 4)}
     if result.source_name is not None:
         rec["source"] = result.source_name
     rec["tracks"] = [track_record(t) for t in result.tracks]

@@ -22,6 +22,14 @@ from ..types import FrameResult
 from .records import frame_record
 
 
+def _close(f, path: Path) -> None:
+    """Close a result file; a failing final flush (disk full) is an OutputError, and the handle is released."""
+    try:
+        f.close()
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+
+
 def _open_append(path: Path):
     try:
         return open(path, "a", encoding="utf-8", newline="")
@@ -30,44 +38,76 @@ def _open_append(path: Path):
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Complete records of a JSONL file in order; a torn last line (an interrupted write) is ignored."""
+    """Complete records of a JSONL file in order, up to the first line that is not a whole JSON object
+    (a torn last line from an interrupted write, or damage)."""
     with open(path, "rb") as f:
         for raw in f:
             if not raw.endswith(b"\n"):
                 break
             try:
-                yield json.loads(raw)
-            except json.JSONDecodeError:
+                rec = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 break
+            if not isinstance(rec, dict):
+                break
+            yield rec
 
 
 def _truncate_lines(path: Path, keep) -> None:
-    """Rewrite ``path`` keeping complete lines for which ``keep(line_bytes, line_no)`` is true, stopping
-    at the first line it rejects; done through a temporary file so a crash cannot lose the old one."""
+    """Cut ``path`` after the last of its leading complete lines for which ``keep(line_bytes, line_no)`` is
+    true. Truncating in place keeps the lines before untouched and needs no free disk space."""
     if not path.exists():
         return
-    out = bytearray()
+    end = 0
     with open(path, "rb") as f:
         for n, raw in enumerate(f):
-            if not raw.endswith(b"\n") or not keep(raw, n):
+            try:
+                ok = raw.endswith(b"\n") and keep(raw, n)
+            except (ValueError, KeyError, TypeError, IndexError):  # a damaged line ends the usable part
+                ok = False
+            if not ok:
                 break
-            out += raw
-    _atomic_write_bytes(path, bytes(out))
+            end += len(raw)
+    try:
+        os.truncate(path, end)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a small text file whole or not at all (OutputError naming the file on failure)."""
+    _atomic_write_bytes(Path(path), text.encode("utf-8"))
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _atomic_write_chunks(path, iter((data,)))
+
+
+def _atomic_write_chunks(path: Path, chunks: Iterator[bytes]) -> None:
+    """Write to a temporary file beside ``path`` and rename it over ``path``: readers see the whole
+    file or none; on any failure (or an interrupt) the temporary file is removed."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+    done = False
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes files private; results are ordinary files
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        done = True
     except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        if not done:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 class JsonlWriter:
@@ -82,7 +122,8 @@ class JsonlWriter:
         self._f = _open_append(self.path)
 
     def write(self, result: FrameResult) -> None:
-        line = json.dumps(frame_record(result), separators=(",", ":"))
+        # allow_nan=False: every line is strict JSON that any reader accepts (records hold no NaN).
+        line = json.dumps(frame_record(result), separators=(",", ":"), allow_nan=False)
         try:
             self._f.write(line + "\n")
             self._f.flush()
@@ -90,7 +131,7 @@ class JsonlWriter:
             raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None
 
     def close(self) -> None:
-        self._f.close()
+        _close(self._f, self.path)
 
 
 CSV_HEADER = ["frame", "time", "track_id", "joint", "x", "y", "confidence", "seen"]
@@ -132,12 +173,15 @@ class CsvWriter:
         self._flush()  # whole frames only: a crash never leaves half a frame's rows
 
     def close(self) -> None:
-        self._f.close()
+        _close(self._f, self.path)
 
 
 def coco_results(records) -> list[dict[str, Any]]:
     """COCO keypoint results (one per track and frame) from frame records; image_id is the frame index."""
-    out = []
+    return list(_iter_coco_results(records))
+
+
+def _iter_coco_results(records) -> Iterator[dict[str, Any]]:
     for rec in records:
         for t in rec["tracks"]:
             x1, y1, x2, y2 = t["box"]
@@ -151,12 +195,22 @@ def coco_results(records) -> list[dict[str, Any]]:
             }
             if "source" in rec:
                 item["file_name"] = rec["source"]
-            out.append(item)
-    return out
+            yield item
 
 
 def write_coco_results(jsonl_path: str | Path, out_path: str | Path) -> int:
-    """Write the COCO results JSON for a JSONL file atomically; returns the number of results."""
-    results = coco_results(read_jsonl(jsonl_path))
-    _atomic_write_bytes(Path(out_path), json.dumps(results, separators=(",", ":")).encode())
-    return len(results)
+    """Write the COCO results JSON for a JSONL file atomically (complete or absent), streaming, so a long
+    run needs no more memory than one frame; returns the number of results."""
+    path = Path(out_path)
+    count = 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal count
+        yield b"["
+        for item in _iter_coco_results(read_jsonl(jsonl_path)):
+            yield (b"," if count else b"") + json.dumps(item, separators=(",", ":"), allow_nan=False).encode()
+            count += 1
+        yield b"]"
+
+    _atomic_write_chunks(path, chunks())
+    return count

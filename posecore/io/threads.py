@@ -82,11 +82,16 @@ class BackgroundSink:
 
     Used for drawing and encoding so they overlap inference of the next frame. An exception in
     ``consume`` stops the worker and is re-raised by the next ``put`` or by ``close``.
+
+    ``reserve()`` waits for room (interruptible) and ``put(item)`` after it never blocks, so a caller can
+    hand an item over inside a section that must not wait.
     """
 
     def __init__(self, consume, depth: int = 8, name: str = "sink"):
         self._consume = consume
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._queue: queue.Queue = queue.Queue()
+        self._slots = threading.Semaphore(max(1, depth))
+        self._reserved = 0
         self._error: BaseException | None = None
         self._failed = False
         self._thread = threading.Thread(target=self._run, daemon=True, name=name)
@@ -97,20 +102,29 @@ class BackgroundSink:
             item = self._queue.get()
             if item is _END:
                 return
-            if self._failed:
-                continue  # drain without work after a failure
             try:
-                self._consume(item)
+                if not self._failed:  # after a failure: drain without work
+                    self._consume(item)
             except BaseException as e:
                 self._error, self._failed = e, True
+            finally:
+                self._slots.release()
 
     def _raise(self) -> None:
         if self._error is not None:
             err, self._error = self._error, None
             raise err
 
-    def put(self, item) -> None:
+    def reserve(self) -> None:
+        """Wait until one more item fits; re-raise a worker error."""
         self._raise()
+        if not self._reserved:
+            self._slots.acquire()
+            self._reserved = 1
+
+    def put(self, item) -> None:
+        self.reserve()
+        self._reserved = 0
         self._queue.put(item)
 
     def close(self) -> None:
