@@ -20,7 +20,7 @@ from posecore.pipeline import PipelineConfig
 log = logging.getLogger("occlupose")
 
 # Optional subcommand modules, each with register(subparsers); absent ones are skipped.
-EXTRA_COMMANDS = ("app.bench", "app.model_bench")
+EXTRA_COMMANDS = ("app.bench", "app.model_bench", "app.soak")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -38,6 +38,16 @@ def _setup_logging(verbose: bool) -> None:
     log.handlers[:] = [handler]
     log.setLevel(logging.INFO if verbose else logging.WARNING)
     log.propagate = False
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < v <= 3600:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600 seconds, got {text}")
+    return v
 
 
 def _positive_int(text: str) -> int:
@@ -94,6 +104,7 @@ def _run_process(args: argparse.Namespace, source: str, default_outdir: str) -> 
         resume=args.resume,
         max_frames=args.max_frames,
         progress=not args.quiet,
+        stream_timeout_s=args.stream_timeout,
     )
     summary = run_process(opts)
     done = summary.frames - summary.resumed_from
@@ -122,6 +133,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")
     p.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--stream-timeout", type=_positive_seconds, default=10.0, metavar="SECONDS",
+                   help="give up on a stream URL that sends nothing for this long (default 10)")
     add_pipeline_arguments(p)
 
 
@@ -155,29 +168,57 @@ def _on_sigterm(signum, frame):
     raise KeyboardInterrupt  # unwinds like Ctrl-C, so every writer closes its file
 
 
+def _one_line(text: str) -> str:
+    """A message as one line: the contract is one line per failure, whatever a library put in it."""
+    return " ".join(str(text).split()) or "(no details)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     try:
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread (embedded use)
-        pass
+        previous = None
+    try:
+        return _dispatch(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from app.process import Interrupted
+
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("occlupose: interrupted", file=sys.stderr)
+        _say("occlupose: interrupted")
+        return EXIT_INTERRUPTED
+    except Interrupted as e:
+        _say(f"occlupose: interrupted: {_one_line(e)}")
         return EXIT_INTERRUPTED
     except OccluposeError as e:
-        from app.process import Interrupted
-
-        print(f"occlupose: {'interrupted' if isinstance(e, Interrupted) else 'error'}: {e}", file=sys.stderr)
-        return EXIT_INTERRUPTED if isinstance(e, Interrupted) else EXIT_ERROR
+        _say(f"occlupose: error: {_one_line(e)}")
+        return EXIT_ERROR
+    except BrokenPipeError:  # the reader of our output went away (e.g. `| head`): nothing left to say
+        return EXIT_ERROR
+    except MemoryError:
+        _say("occlupose: error: out of memory; try a smaller --imgsz, fewer frames in flight or a smaller input")
+        return EXIT_ERROR
     except Exception as e:  # a bug: one line unless --debug
         if args.debug:
             raise
-        print(f"occlupose: internal error: {type(e).__name__}: {e} (rerun with --debug for details)", file=sys.stderr)
+        _say(f"occlupose: internal error: {type(e).__name__}: {_one_line(e)} (rerun with --debug for details)")
         return 3
+
+
+def _say(line: str) -> None:
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # stderr closed or gone: the exit code still tells
+        pass
 
 
 if __name__ == "__main__":

@@ -9,14 +9,23 @@ STEM.run.json (the settings, used by --resume).
 Resume: the JSONL keeps the exact per-person poses each frame fed to the tracker, so a resumed run
 replays the tracker over the frames already done (no inference) and continues from the first
 missing frame; its results are identical to an uninterrupted run.
+
+Faults: a frame's results go to every output or to none (SIGINT and SIGTERM wait for the frame being
+written), so after an interrupt, a full disk or a source that fails, every file holds the same complete
+frames; the COCO file is written whole or not at all. Memory stays flat over any length of run: queues
+are bounded (in bytes for big frames), resume and the COCO file stream from the JSONL.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +33,10 @@ import cv2
 
 from posecore.config import to_dict
 from posecore.draw import DrawOptions, Trails, draw_tracks
-from posecore.errors import OccluposeError, OutputError
+from posecore.errors import OccluposeError, OutputError, SourceError
 from posecore.io.records import poses_from_record
-from posecore.io.result_writers import CsvWriter, JsonlWriter, read_jsonl, write_coco_results
-from posecore.io.sources import FrameSource, ImageFolderSource, open_source
+from posecore.io.result_writers import CsvWriter, JsonlWriter, read_jsonl, write_coco_results, write_text_atomic
+from posecore.io.sources import Frame, FrameSource, ImageFolderSource, open_source
 from posecore.io.threads import BackgroundSink
 from posecore.io.video_writer import VideoWriter
 from posecore.pipeline import Pipeline, PipelineConfig
@@ -37,6 +46,8 @@ from posecore.types import FrameResult
 log = logging.getLogger("occlupose")
 
 RUN_FILE_VERSION = 1
+SINK_BYTES = 256 * 2**20  # frames waiting to be drawn and encoded hold at most about this much
+SINK_DEPTH = 8
 
 
 class Interrupted(OccluposeError):
@@ -53,6 +64,7 @@ class ProcessOptions:
     max_frames: int | None = None
     progress: bool = True
     draw: DrawOptions = field(default_factory=DrawOptions)
+    stream_timeout_s: float = 10.0  # a stream URL that sends nothing this long is an error
 
 
 @dataclass
@@ -62,6 +74,7 @@ class ProcessSummary:
     seconds: float
     track_ids: int
     outputs: dict[str, Path]
+    skipped: list[str] = field(default_factory=list)  # unreadable images of a folder source
 
     @property
     def fps(self) -> float:
@@ -91,22 +104,24 @@ def _settings(opts: ProcessOptions, source: FrameSource) -> dict:
     return {"version": RUN_FILE_VERSION, "source": str(opts.source), "source_name": source.name, "config": cfg}
 
 
-def _frames_done(jsonl: Path) -> list[dict]:
-    """The complete, contiguous records of an earlier run (frame 0, 1, 2, ...)."""
-    done = []
+def _frames_done(jsonl: Path) -> int:
+    """How many complete, contiguous records (frame 0, 1, 2, ...) an earlier run left; read as a stream."""
+    done = 0
     if jsonl.exists():
         for i, rec in enumerate(read_jsonl(jsonl)):
-            if rec.get("frame") != i:
+            if rec.get("frame") != i or not isinstance(rec.get("poses"), dict):
                 break
-            done.append(rec)
+            done += 1
     return done
 
 
 def _check_resume(run_file: Path, settings: dict) -> None:
     try:
         old = json.loads(run_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         raise OccluposeError(f"cannot resume: {run_file} is missing or damaged; run again without --resume") from None
+    if not isinstance(old, dict):
+        raise OccluposeError(f"cannot resume: {run_file} is damaged; run again without --resume")
     if old.get("source") != settings["source"]:
         raise OccluposeError(f"cannot resume: the earlier run in this folder processed {old.get('source')!r}")
     if old.get("config") != settings["config"]:
@@ -122,9 +137,73 @@ def _first_difference(a, b, prefix: str = "") -> str:
     return prefix.rstrip(".") or "config"
 
 
-def run_process(opts: ProcessOptions, pipeline: Pipeline | None = None) -> ProcessSummary:
-    """Run the job; raises OccluposeError (Interrupted on a signal) with the outputs left valid."""
-    source = open_source(opts.source)
+class _SignalGuard:
+    """Makes writing one frame's results atomic with respect to SIGINT and SIGTERM.
+
+    While installed (main thread only), both signals raise KeyboardInterrupt as usual, except inside
+    ``deferred()``, where they are held until the block ends. So a frame reaches every output or none.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._old: dict[int, object] = {}
+        self._deferring = False
+        self._pending: int | None = None
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread receives signals; embedded callers keep their own handling
+        for sig in self.SIGNALS:
+            self._old[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        self._old.clear()
+
+    def _handle(self, signum, frame) -> None:
+        if self._deferring:
+            self._pending = signum
+            return
+        self._deliver(signum, frame)
+
+    def _deliver(self, signum, frame) -> None:
+        old = self._old.get(signum)
+        if old == signal.SIG_IGN:
+            return
+        if callable(old) and old is not signal.default_int_handler:
+            old(signum, frame)  # e.g. the command line's SIGTERM handler, which raises KeyboardInterrupt
+        raise KeyboardInterrupt  # SIGINT as Python does it; SIGTERM unwinds the same way so files are closed
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                self._deliver(pending, None)
+
+
+def run_process(opts: ProcessOptions, pipeline: Pipeline | None = None,
+                source: FrameSource | None = None) -> ProcessSummary:
+    """Run the job; raises OccluposeError (Interrupted on a signal) with the outputs left valid.
+
+    ``source`` replaces opening ``opts.source`` (which then only names the run), for sources made in code.
+    """
+    if source is None:
+        source = open_source(opts.source, timeout_s=opts.stream_timeout_s)
+    try:
+        return _run(opts, pipeline, source)
+    finally:
+        source.close()
+
+
+def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -> ProcessSummary:
     outdir = Path(opts.outdir)
     _prepare_outdir(outdir)
     stem = _stem(source, str(opts.source))
@@ -135,30 +214,43 @@ def run_process(opts: ProcessOptions, pipeline: Pipeline | None = None) -> Proce
         "run": outdir / f"{stem}.run.json",
     }
     settings = _settings(opts, source)
-    done: list[dict] = []
+    start = 0
+    if opts.resume and source.is_live:
+        raise OccluposeError(f"cannot resume: {source.name} is live (camera or stream); --resume needs a file or folder")
     if opts.resume and paths["run"].exists():
         _check_resume(paths["run"], settings)
-        done = _frames_done(paths["jsonl"])
+        start = _frames_done(paths["jsonl"])
     elif opts.resume:
         log.warning("nothing to resume in %s; starting from the first frame", outdir)
-    start = len(done)
     if pipeline is None:
         pipeline = Pipeline.from_config(opts.config)
     pipeline.reset()
-    paths["run"].write_text(json.dumps(settings, indent=2), encoding="utf-8")
-    paths["coco"].unlink(missing_ok=True)  # written only when the run completes
+    write_text_atomic(paths["run"], json.dumps(settings, indent=2))
+    try:
+        paths["coco"].unlink(missing_ok=True)  # written only when the run completes
+    except OSError as e:
+        raise OutputError(f"cannot write {paths['coco']}: {e.strerror or e}") from None
 
     skeleton = pipeline.skeleton
     num_joints = get_skeleton(skeleton).num_joints
     jsonl = JsonlWriter(paths["jsonl"], start_frame=start)
-    csvw = CsvWriter(paths["csv"], skeleton, start_frame=start)
+    try:
+        csvw = CsvWriter(paths["csv"], skeleton, start_frame=start)
+    except BaseException:
+        jsonl.close()
+        raise
     is_images = isinstance(source, ImageFolderSource)
     trails = Trails(opts.draw.trail_length)
     video: list[VideoWriter] = []  # opened on the first frame, when the size is known
     if opts.video:
         if is_images:
             paths["annotated"] = outdir / f"{stem}_annotated"
-            paths["annotated"].mkdir(exist_ok=True)
+            try:
+                paths["annotated"].mkdir(exist_ok=True)
+            except OSError as e:
+                jsonl.close()
+                csvw.close()
+                raise OutputError(f"cannot write {paths['annotated']}: {e.strerror or e}") from None
         else:
             paths["video"] = outdir / f"{stem}.mp4"
 
@@ -175,7 +267,7 @@ def run_process(opts: ProcessOptions, pipeline: Pipeline | None = None) -> Proce
             video.append(VideoWriter(paths["video"], source.fps, w, h))
         video[0].write(image)
 
-    sink = BackgroundSink(draw_and_write, depth=8, name="encode") if opts.video else None
+    sink: list[BackgroundSink] = []  # made on the first frame: its depth depends on the frame size
     total = source.frame_count
     if opts.max_frames is not None:
         total = min(total, opts.max_frames) if total else opts.max_frames
@@ -184,54 +276,86 @@ def run_process(opts: ProcessOptions, pipeline: Pipeline | None = None) -> Proce
     frames = 0
     t_start = time.perf_counter()
     completed = False
+    guard = _SignalGuard()
+    guard.install()
     try:
-        for result in _results(pipeline, source, done, num_joints, opts.max_frames):
-            if result.index >= start:
-                jsonl.write(result)
-                csvw.write(result)
+        for result in _results(pipeline, source, paths["jsonl"], start, num_joints, opts.max_frames):
+            if opts.video and not sink:
+                depth = max(2, min(SINK_DEPTH, SINK_BYTES // max(1, result.image.nbytes)))
+                sink.append(BackgroundSink(draw_and_write, depth=depth, name="encode"))
+            if sink:
+                sink[0].reserve()  # may wait for the encoder, outside the deferred section
+            with guard.deferred():
+                if result.index >= start:
+                    jsonl.write(result)
+                    csvw.write(result)
+                if sink:
+                    sink[0].put(result)
+                frames = result.index + 1
             ids.update(t.track_id for t in result.tracks)
-            if sink is not None:
-                sink.put(result)
-            frames = result.index + 1
             if bar is not None:
                 bar.update(1)
         completed = True
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted after {frames} frames; outputs in {outdir} are valid, "
-                          f"continue with --resume") from None
+        hint = "" if source.is_live else ", continue with --resume"
+        raise Interrupted(f"interrupted after {frames} frames; outputs in {outdir} are valid{hint}") from None
+    except SourceError as e:
+        if not frames:
+            raise
+        raise SourceError(f"{e}; the {frames} frames before are saved in {outdir}") from None
+    except OutputError as e:
+        if not frames:
+            raise
+        raise OutputError(f"{e}; the first {frames} frames are saved intact, continue with --resume") from None
     finally:
+        guard.uninstall()
         if bar is not None:
             bar.close()
-        try:
-            if sink is not None:
-                sink.close()
-        finally:
-            for v in video:
-                v.close()
-            jsonl.close()
-            csvw.close()
-    if completed:
+        # The sink first: it draws and encodes the frames still queued, then the video is finalised.
+        _close_all([lambda: sink and sink[0].close(), lambda: video and video[0].close(), jsonl.close, csvw.close])
+    if completed or source.is_live:
+        # a live source has no resume: what it delivered is the whole run, so it gets its COCO file too
         write_coco_results(paths["jsonl"], paths["coco"])
-    if isinstance(source, ImageFolderSource) and source.skipped:
-        log.warning("skipped %d unreadable image(s): %s", len(source.skipped), ", ".join(source.skipped[:5]))
-    return ProcessSummary(frames, start, time.perf_counter() - t_start, len(ids), paths)
+    skipped = list(getattr(source, "skipped", []))
+    if skipped:
+        log.warning("skipped %d unreadable image(s): %s%s", len(skipped), ", ".join(skipped[:5]),
+                    " ..." if len(skipped) > 5 else "")
+    return ProcessSummary(frames, start, time.perf_counter() - t_start, len(ids), paths, skipped)
 
 
-def _results(pipeline: Pipeline, source: FrameSource, done: list[dict], num_joints: int, max_frames: int | None):
+def _close_all(closers) -> None:
+    """Run every closer; raise the first failure afterwards, unless an exception is already on its way
+    (then that one is the news, and a follow-up failure such as a second full-disk error is dropped)."""
+    in_flight = sys.exc_info()[1] is not None
+    first: BaseException | None = None
+    for close in closers:
+        try:
+            close()
+        except Exception as e:
+            first = first or e
+    if first is not None and not in_flight:
+        raise first
+
+
+def _results(pipeline: Pipeline, source: FrameSource, jsonl: Path, start: int, num_joints: int,
+             max_frames: int | None) -> Iterator[FrameResult]:
     """Replayed results for the frames already done, then fresh ones."""
     frames = _limit(source, max_frames)
-    start = len(done)
     if start:
         # Replay: the same frames with their recorded poses, so the tracker reaches the exact state
-        # it had, and the video is drawn again; no inference.
-        for frame in frames:
-            yield pipeline.track(frame, poses_from_record(done[frame.index], num_joints))
-            if frame.index + 1 >= start:
-                break
+        # it had, and the video is drawn again; no inference. Records stream from the file.
+        records = read_jsonl(jsonl)
+        try:
+            for frame, rec in zip(frames, records):
+                yield pipeline.track(frame, poses_from_record(rec, num_joints))
+                if frame.index + 1 >= start:
+                    break
+        finally:
+            records.close()
     yield from pipeline.stream(frames)
 
 
-def _limit(frames, max_frames: int | None):
+def _limit(frames, max_frames: int | None) -> Iterator[Frame]:
     for f in frames:
         if max_frames is not None and f.index >= max_frames:
             return
