@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -51,21 +52,66 @@ def model_config(section: ModelSection, skeleton: Skeleton) -> dict:
     return out
 
 
-def build_pose_model(section: ModelSection, skeleton: Skeleton) -> nn.Module:
+def build_net(section: ModelSection, skeleton: Skeleton) -> nn.Module:
+    """Any registered model (a pose model or a refiner), with its starting weights loaded."""
     from posecore.models import build_model
 
     model = build_model(model_config(section, skeleton))
-    for attr in ("codec", "input_size", "num_joints"):
-        if not hasattr(model, attr):
-            raise ConfigError(f"model: {model.config['name']} is not a top-down pose model (no {attr})")
+    if section.backbone_weights:
+        if not hasattr(model, "backbone"):
+            raise ConfigError(f"model.backbone_weights: {model.config['name']} has no backbone")
+        n, total = load_matching(model.backbone, _read_state_dict(section.backbone_weights, "model.backbone_weights"))
+        if n == 0:
+            raise ConfigError(f"model.backbone_weights: no tensor of {section.backbone_weights} fits the backbone")
     if section.init_weights:
-        from posecore.weights import load_checkpoint
+        from posecore.weights import read_checkpoint
 
-        source, _ = load_checkpoint(section.init_weights)
-        missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
-        if len(missing) == len(model.state_dict()):
+        n, total = load_matching(model, read_checkpoint(section.init_weights).state_dict)
+        if n == 0:
             raise ConfigError(f"model.init_weights: {section.init_weights} shares no weights with {model.config['name']}")
     return model
+
+
+def is_pose_model(model: nn.Module) -> bool:
+    return all(hasattr(model, a) for a in ("codec", "input_size", "num_joints"))
+
+
+def build_pose_model(section: ModelSection, skeleton: Skeleton) -> nn.Module:
+    model = build_net(section, skeleton)
+    if not is_pose_model(model):
+        raise ConfigError(f"model: {model.config['name']} is not a top-down pose model")
+    return model
+
+
+def _read_state_dict(path: Path, key: str) -> dict[str, torch.Tensor]:
+    """A bare state dict (e.g. ImageNet-pretrained HRNet), read with weights_only=True."""
+    if not Path(path).is_file():
+        raise ConfigError(f"{key}: no such file: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickles with code, truncated files: one line, not torch's traceback
+        raise ConfigError(f"{key}: cannot read {path} safely ({type(e).__name__})") from None
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{key}: {path} is not a state dict")
+    return {k: v for k, v in data.items() if torch.is_tensor(v)}
+
+
+def load_matching(module: nn.Module, state: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """Copy the tensors of ``state`` whose name (after a ``module.`` / ``backbone.`` prefix) and shape
+    match; returns (copied, size of the module's state). Heads of another skeleton are left as built."""
+    own = module.state_dict()
+    picked = {}
+    for k, v in state.items():
+        for prefix in ("", "module.", "backbone.", "module.backbone."):
+            if k.startswith(prefix) and k[len(prefix):] in own:
+                name = k[len(prefix):]
+                if tuple(own[name].shape) == tuple(v.shape):
+                    picked[name] = v
+                break
+    module.load_state_dict(picked, strict=False)
+    return len(picked), len(own)
 
 
 # -- data ----------------------------------------------------------------------------------------------------
@@ -190,17 +236,16 @@ def build_scheduler(cfg: ScheduleConfig, optimizer: torch.optim.Optimizer, iters
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(cfg, it, iters_per_epoch, epochs))
 
 
-def forward_kwargs(model: nn.Module, teacher_force: bool):
-    """What the model's forward takes besides the images: DAG teacher-forces its visibility mask with the
-    ground truth (v = 2) during training when asked to."""
+def pose_forward(model: nn.Module, teacher_force: bool) -> Callable[[nn.Module, dict], dict]:
+    """How the trainer runs a pose model on a batch: DAG teacher-forces its visibility mask with the ground
+    truth (v = 2) while training when asked to."""
     import inspect
 
-    params = inspect.signature(model.forward).parameters
-    if teacher_force and "visible" in params:
-        return lambda batch: {"visible": (batch["flags"] == 2).float()}
-    return lambda batch: {}
+    if teacher_force and "visible" in inspect.signature(model.forward).parameters:
+        return lambda net, batch: net(batch["image"], visible=(batch["flags"] == 2).float())
+    return lambda net, batch: net(batch["image"])
 
 
 __all__ = ["EvalConfig", "build_evaluator", "build_optimizer", "build_pose_model", "build_scheduler",
-           "eval_ground_truth", "eval_people", "eval_pipeline", "forward_kwargs", "lr_factor", "model_config",
+           "eval_ground_truth", "eval_people", "eval_pipeline", "pose_forward", "lr_factor", "model_config",
            "open_split", "train_loader", "train_pipeline"]

@@ -13,20 +13,25 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import yaml
+from torch.utils.data import DataLoader
 
 from posecore.config import to_dict
 from posecore.errors import ConfigError, WeightsError
+from posecore.models.couplegraph import CoupleGraph
 
 from . import distributed
-from .build import (build_evaluator, build_optimizer, build_pose_model, build_scheduler, eval_ground_truth,
-                    eval_people, forward_kwargs, open_split, train_loader)
+from .build import (build_evaluator, build_net, build_optimizer, build_scheduler, eval_ground_truth, eval_people,
+                    is_pose_model, open_split, pose_forward, train_loader)
 from .checkpoint import BEST_MODEL, LAST_MODEL
 from .config import TrainConfig, load_config
-from .datasets import KeypointAnnotations
+from .datasets import DatasetError, KeypointAnnotations
 from .datasets.base import read_json
+from .datasets.pairs import PairDataset, build_pairs, match_predictions
+from .distributed import ShardSampler
 from .evaluate import evaluate_keypoints, eval_kind, format_metrics
 from .hooks import CheckpointHook, EvalHook, LoggingHook
 from .losses import PoseLoss
+from .refiner import CoupleLoss, RefinerEvaluator, couple_forward
 from .trainer import Trainer, TrainState
 
 Print = Callable[[str], None]
@@ -48,15 +53,15 @@ def _seed(seed: int, rank: int) -> None:
     torch.manual_seed(seed + rank)
 
 
-def metrics_lines(metrics: dict[str, float], kind: str) -> list[str]:
-    """Human-readable metric lines: overall, then visible and occluded joints."""
+def metrics_lines(metrics: dict[str, float]) -> list[str]:
+    """Human-readable metric lines: overall, then visible and occluded joints (and before refinement)."""
     main = [k for k in metrics if "." not in k]
     lines = [format_metrics(metrics, main)]
-    for prefix in ("visible", "occluded"):
+    titles = {"visible": "visible joints (v=2)", "occluded": "occluded joints (v=1)", "initial": "before refinement"}
+    for prefix, title in titles.items():
         keys = [k for k in metrics if k.startswith(prefix + ".")]
         if keys:
-            body = format_metrics({k[len(prefix) + 1:]: metrics[k] for k in keys})
-            lines.append(f"{prefix} joints (v={2 if prefix == 'visible' else 1}): {body}")
+            lines.append(f"{title}: " + format_metrics({k[len(prefix) + 1:]: metrics[k] for k in keys}))
     return lines
 
 
@@ -70,21 +75,19 @@ def fit(config: str | Path | None, overrides: Sequence[str] = (), out: Print = _
         _seed(cfg.solver.seed, dist_info.rank)
         train_ann = open_split(cfg.data.train, "train")
         _report(train_ann, say)
-        model = build_pose_model(cfg.model, train_ann.skeleton).to(device)
-        loader, sampler = train_loader(cfg, train_ann, model, dist_info)
-        evaluator = None
-        if cfg.data.val is not None and cfg.solver.eval_every:
-            val_ann = open_split(cfg.data.val, "val")
-            _report(val_ann, say)
-            evaluator = build_evaluator(cfg, cfg.data.val, val_ann, model, device, dist_info,
-                                        cfg.output_dir / "val_results.json")
-        loss_fn = PoseLoss(cfg.loss, train_ann.skeleton, tuple(model.input_size)).to(device)
-        kwargs = forward_kwargs(model, cfg.solver.teacher_force_visibility)
+        model = build_net(cfg.model, train_ann.skeleton).to(device)
+        if is_pose_model(model):
+            parts = _pose_parts(cfg, train_ann, model, device, dist_info, say)
+        elif isinstance(model, CoupleGraph):
+            parts = _couple_parts(cfg, train_ann, device, dist_info, say)
+        else:
+            raise ConfigError(f"model: {model.config['name']} is neither a pose model nor the CoupleGraph refiner")
+        loader, sampler, loss_fn, forward, evaluator = parts
         net = _wrap_ddp(model, cfg, dist_info, device)
         optimizer = build_optimizer(cfg.optim, model)
         trainer = Trainer(net, loss_fn, optimizer, None, loader, sampler, cfg.solver.epochs, device, dist_info,
                           cfg.solver.amp, cfg.solver.clip_grad_norm, cfg.solver.max_iters_per_epoch,
-                          cfg.solver.batch_size, kwargs)
+                          cfg.solver.batch_size, forward)
         trainer.scheduler = build_scheduler(cfg.schedule, optimizer, trainer.iters_per_epoch(), cfg.solver.epochs)
         hooks = [] if evaluator is None else [EvalHook(evaluator, cfg.solver.eval_every)]
         hooks += [CheckpointHook(cfg.output_dir, cfg.solver.best_metric, cfg.solver.checkpoint_every_iters, log=say),
@@ -92,9 +95,10 @@ def fit(config: str | Path | None, overrides: Sequence[str] = (), out: Print = _
         trainer.register(hooks)
         if dist_info.is_main:
             _write_config(cfg)
+            what = (f"input {model.input_size[0]}x{model.input_size[1]}, {len(loader.dataset)} people"
+                    if is_pose_model(model) else f"{len(loader.dataset)} pairs of overlapping people")
             say(f"model {model.config['name']} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters), "
-                f"input {model.input_size[0]}x{model.input_size[1]}, {len(loader.dataset)} people, "
-                f"{trainer.iters_per_epoch()} steps/epoch x {cfg.solver.epochs} epochs on {device}"
+                f"{what}, {trainer.iters_per_epoch()} steps/epoch x {cfg.solver.epochs} epochs on {device}"
                 + (f" x {dist_info.world_size} processes" if dist_info.enabled else ""))
         try:
             state = trainer.train()
@@ -112,6 +116,61 @@ def fit(config: str | Path | None, overrides: Sequence[str] = (), out: Print = _
         return state
     finally:
         distributed.cleanup()
+
+
+def _pose_parts(cfg: TrainConfig, train_ann: KeypointAnnotations, model, device, dist_info, say: Print):
+    """Loader, sampler, loss, forward and evaluator of a top-down pose model."""
+    loader, sampler = train_loader(cfg, train_ann, model, dist_info)
+    evaluator = None
+    if cfg.data.val is not None and cfg.solver.eval_every:
+        val_ann = open_split(cfg.data.val, "val")
+        _report(val_ann, say)
+        evaluator = build_evaluator(cfg, cfg.data.val, val_ann, model, device, dist_info,
+                                    cfg.output_dir / "val_results.json")
+    loss_fn = PoseLoss(cfg.loss, train_ann.skeleton, tuple(model.input_size)).to(device)
+    return loader, sampler, loss_fn, pose_forward(model, cfg.solver.teacher_force_visibility), evaluator
+
+
+def _couple_parts(cfg: TrainConfig, train_ann: KeypointAnnotations, device, dist_info, say: Print):
+    """Loader, sampler, loss, forward and evaluator of the CoupleGraph refiner."""
+    rc, sigmas = cfg.refiner, train_ann.skeleton.sigmas_array
+    initial = None
+    if rc.train_predictions is not None:
+        initial = match_predictions(train_ann, _results_file(rc.train_predictions, "refiner.train_predictions"), sigmas)
+        say(f"initial poses: {len(initial)} of {len(train_ann.people)} people matched in {rc.train_predictions}")
+    pairs = build_pairs(train_ann, rc.iou_threshold, initial)
+    if not pairs:
+        raise DatasetError(f"{train_ann.ann_file}: no pair of people overlaps with IoU >= {rc.iou_threshold}")
+    dataset = PairDataset(pairs, sigmas, cfg.solver.seed, rc.noise, rc.swap_prob, rc.miss_prob)
+    sampler = ShardSampler(len(dataset), shuffle=True, seed=cfg.solver.seed, rank=dist_info.rank,
+                           world_size=dist_info.world_size)
+    per_rank = math.ceil(len(dataset) / dist_info.world_size)
+    loader = DataLoader(dataset, batch_size=cfg.solver.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
+                        drop_last=per_rank >= cfg.solver.batch_size)
+    evaluator = None
+    if cfg.data.val is not None and rc.val_predictions is not None and cfg.solver.eval_every:
+        evaluator = _refiner_evaluator(cfg, device, dist_info, say)
+    return loader, sampler, CoupleLoss(), couple_forward, evaluator
+
+
+def _refiner_evaluator(cfg: TrainConfig, device, dist_info, say: Print) -> RefinerEvaluator:
+    if cfg.refiner.val_predictions is None:
+        raise ConfigError("refiner.val_predictions: needed to evaluate a refiner (the estimator's results on data.val)")
+    val_ann = open_split(cfg.data.val, "val")
+    _report(val_ann, say)
+    results = _results_file(cfg.refiner.val_predictions, "refiner.val_predictions")
+    gt = eval_ground_truth(val_ann, val_ann.people, restrict=cfg.data.val.max_people is not None)
+    return RefinerEvaluator(gt, results, val_ann.skeleton.sigmas, eval_kind(cfg.data.val.format),
+                            cfg.refiner.iou_threshold, device, dist_info, cfg.eval.visibility_split)
+
+
+def _results_file(path: Path, key: str) -> list[dict]:
+    if not Path(path).is_file():
+        raise ConfigError(f"{key}: no such file: {path}")
+    results = read_json(Path(path))
+    if not isinstance(results, list) or not all(isinstance(r, dict) and "keypoints" in r for r in results):
+        raise ConfigError(f"{key}: {path} is not a COCO keypoint results list")
+    return results
 
 
 def _wrap_ddp(model: torch.nn.Module, cfg: TrainConfig, dist_info: distributed.DistInfo, device: torch.device):
@@ -165,11 +224,21 @@ def evaluate(config: str | Path | None, overrides: Sequence[str] = (), weights: 
             if getattr(model, "skeleton", sk.name) != sk.name:
                 raise WeightsError(f"{weights}: model for skeleton {model.skeleton}, data.val is {sk.name}")
             model = model.to(device)
-            evaluator = build_evaluator(cfg, dcfg, ann, model, device, dist_info, out_dir / "results.json")
-            n = len(evaluator.loader.dataset)
-            note(f"{model_cfg.get('name', '?')} from {weights}: {n} {'ground-truth' if dcfg.boxes == 'gt' else 'detected'} "
-                 f"boxes, flip test {'on' if cfg.eval.flip_test else 'off'}")
-            metrics = evaluator(model)
+            if isinstance(model, CoupleGraph):
+                evaluator = _refiner_evaluator(cfg, device, dist_info, lambda m: None)
+                note(f"{model_cfg.get('name', '?')} from {weights}: refining {len(evaluator.results)} results of "
+                     f"{cfg.refiner.val_predictions}")
+                metrics = evaluator(model)
+                if dist_info.is_main:
+                    out_dir.mkdir(parents=True, exist_ok=True)
+                    (out_dir / "results.json").write_text(json.dumps(evaluator.last_results))
+            else:
+                evaluator = build_evaluator(cfg, dcfg, ann, model, device, dist_info, out_dir / "results.json")
+                n = len(evaluator.loader.dataset)
+                note(f"{model_cfg.get('name', '?')} from {weights}: {n} "
+                     f"{'ground-truth' if dcfg.boxes == 'gt' else 'detected'} boxes, "
+                     f"flip test {'on' if cfg.eval.flip_test else 'off'}")
+                metrics = evaluator(model)
             if not dist_info.is_main:
                 return metrics
         finally:
@@ -178,7 +247,7 @@ def evaluate(config: str | Path | None, overrides: Sequence[str] = (), weights: 
     (out_dir / "metrics.json").write_text(json.dumps({k: (v if math.isfinite(v) else None)
                                                       for k, v in metrics.items()}, indent=1))
     out(f"{dcfg.format} {dcfg.ann_file.name} ({eval_kind(dcfg.format)} evaluation)")
-    for line in metrics_lines(metrics, eval_kind(dcfg.format)):
+    for line in metrics_lines(metrics):
         out(line)
     note(f"wrote {out_dir / 'metrics.json'}" + ("" if predictions else f" and {out_dir / 'results.json'}"))
     return metrics

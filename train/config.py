@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from posecore.config import apply_overrides, from_dict, load_yaml, option
-from posecore.errors import ConfigError
 
 DatasetFormat = Literal["coco", "crowdpose", "ochuman"]
 
@@ -188,11 +187,26 @@ class EvalConfig:
 
 @dataclass
 class ModelSection:
-    """The estimator: a model YAML (a dict for ``posecore.models.build_model``) with ``params`` on top."""
+    """The estimator: a model YAML (a path, or a name under configs/models) with ``params`` on top."""
 
-    config: Path | None = None
+    config: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    init_weights: Path | None = None  # a checkpoint whose weights start the training
+    backbone_weights: Path | None = None  # ImageNet-pretrained HRNet state dict (the papers start from it)
+    init_weights: Path | None = None  # an occlupose checkpoint whose matching weights start the training
+
+
+@dataclass
+class RefinerConfig:
+    """CoupleGraph training: pairs of overlapping people (box IoU >= iou_threshold) with initial poses."""
+
+    iou_threshold: float = option(0.3, ge=0.0, le=1.0)
+    # COCO results of the estimator on data.train (matched to people by OKS); null: synthetic initial poses.
+    train_predictions: Path | None = None
+    # The estimator's results on data.val, refined and scored by the evaluation (null: no evaluation).
+    val_predictions: Path | None = None
+    noise: float = option(0.5, ge=0.0, le=5.0, help="synthetic jitter in OKS falloffs (2 sigma x scale)")
+    swap_prob: float = option(0.1, ge=0.0, le=1.0, help="synthetic: a joint sits on the partner's joint")
+    miss_prob: float = option(0.1, ge=0.0, le=1.0, help="synthetic: a joint is lost somewhere in its box")
 
 
 @dataclass
@@ -205,6 +219,7 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    refiner: RefinerConfig = field(default_factory=RefinerConfig)
     output_dir: Path = Path("runs/train")
 
 
@@ -226,15 +241,3 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     data = load_yaml(path) if path else {}
     data = apply_overrides(data, list(overrides))
     return from_dict(TrainConfig, data)
-
-
-def model_dict(section: ModelSection, num_joints: int) -> dict[str, Any]:
-    """The dict given to ``build_model``: the model YAML, then ``params``; ``num_joints`` from the data."""
-    base: dict[str, Any] = load_yaml(section.config) if section.config else {}
-    out = {**base, **section.params}
-    out.setdefault("num_joints", num_joints)
-    if out["num_joints"] != num_joints:
-        raise ConfigError(f"model.params.num_joints: {out['num_joints']} but the dataset has {num_joints} joints")
-    if "name" not in out:
-        raise ConfigError("model: no model name; set model.config to a model YAML or model.params.name")
-    return out

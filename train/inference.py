@@ -52,7 +52,7 @@ def predict(model: nn.Module, loader: Iterable, flip_index: Sequence[int], flip_
     """Image-pixel poses for every crop of ``loader``.
 
     Returns image_id int64[N], ann_id int64[N], box_score float32[N], area float32[N] (the padded crop
-    region's area) and keypoints float32[N, K, 3] (x, y, heatmap score).
+    region's area), box float32[N, 4] (x, y, w, h) and keypoints float32[N, K, 3] (x, y, heatmap score).
     """
     model = getattr(model, "module", model)
     was_training = model.training
@@ -86,10 +86,12 @@ def predict(model: nn.Module, loader: Iterable, flip_index: Sequence[int], flip_
         parts["ann_id"].append(batch["ann_id"].numpy().astype(np.int64))
         parts["box_score"].append(batch["score"].numpy().astype(np.float32))
         parts["area"].append((scale[:, 0] * scale[:, 1]).astype(np.float32))
+        parts["box"].append(batch["box"].numpy().astype(np.float32))
     model.train(was_training)
     k = model.num_joints
     empty = {"keypoints": np.zeros((0, k, 3), np.float32), "image_id": np.zeros(0, np.int64),
-             "ann_id": np.zeros(0, np.int64), "box_score": np.zeros(0, np.float32), "area": np.zeros(0, np.float32)}
+             "ann_id": np.zeros(0, np.int64), "box_score": np.zeros(0, np.float32), "area": np.zeros(0, np.float32),
+             "box": np.zeros((0, 4), np.float32)}
     return {key: np.concatenate(v) for key, v in parts.items()} if parts else empty
 
 
@@ -102,7 +104,7 @@ def merge_predictions(chunks: Sequence[dict[str, np.ndarray]]) -> dict[str, np.n
 def to_results(pred: dict[str, np.ndarray], sigmas: Sequence[float], rescore: bool = True,
                kpt_score_thr: float = 0.2, oks_nms_thr: float | None = 0.9) -> list[dict]:
     """COCO results: HRNet's rescoring (box score x mean score of joints above ``kpt_score_thr``), then
-    OKS-NMS per image."""
+    OKS-NMS per image. Each result keeps its person box (``bbox``, x y w h) for refiners downstream."""
     kpts, box_scores = pred["keypoints"], pred["box_score"]
     scores = box_scores.astype(np.float64).copy()
     if rescore:
@@ -122,7 +124,7 @@ def to_results(pred: dict[str, np.ndarray], sigmas: Sequence[float], rescore: bo
         for i in idx:
             results.append({"image_id": image_id, "category_id": 1,
                             "keypoints": [round(float(v), 3) for v in kpts[i].reshape(-1)],
-                            "score": float(scores[i])})
+                            "score": float(scores[i]), "bbox": [round(float(v), 2) for v in pred["box"][i]]})
     return results
 
 

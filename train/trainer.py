@@ -59,6 +59,8 @@ class HookBase:
 class Trainer:
     """Runs ``epochs`` epochs of ``loader`` over ``model`` with ``loss_fn(outputs, batch, progress)``.
 
+    ``forward(model, batch)`` runs the model on a batch (default: ``model(batch["image"])``).
+
     ``loss_fn`` returns an object with ``total`` (a scalar tensor) and ``parts`` (name -> tensor).
     After each step ``self.step_losses`` holds the step's loss values; after each epoch
     ``self.epoch_row`` collects what the hooks report for it (mean losses, metrics, time).
@@ -68,7 +70,7 @@ class Trainer:
                  scheduler: torch.optim.lr_scheduler.LRScheduler, loader: Iterable, sampler: ShardSampler,
                  epochs: int, device: torch.device, dist_info: DistInfo = DistInfo(), amp: bool = False,
                  clip_grad_norm: float | None = None, max_iters_per_epoch: int | None = None,
-                 batch_size: int = 1, forward_kwargs: Callable[[dict], dict] | None = None):
+                 batch_size: int = 1, forward: Callable[[nn.Module, dict], Any] | None = None):
         self.model, self.loss_fn = model, loss_fn
         self.optimizer, self.scheduler = optimizer, scheduler
         self.loader, self.sampler = loader, sampler
@@ -78,7 +80,7 @@ class Trainer:
         self.clip_grad_norm = clip_grad_norm
         self.max_iters = max_iters_per_epoch
         self.batch_size = batch_size
-        self.forward_kwargs = forward_kwargs or (lambda batch: {})
+        self.forward = forward or (lambda model, batch: model(batch["image"]))
         self.state = TrainState()
         self.hooks: list[HookBase] = []
         self.step_losses: dict[str, float] = {}
@@ -153,7 +155,7 @@ class Trainer:
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.use_amp else nullcontext()
         with autocast:
-            outputs = self.model(batch["image"], **self.forward_kwargs(batch))
+            outputs = self.forward(self.model, batch)
         losses = self.loss_fn(outputs, batch, self.progress())
         if not torch.isfinite(losses.total):
             raise FloatingPointError(f"loss is {losses.total.item()} at iteration {self.state.iteration}; "

@@ -66,7 +66,7 @@ class TopDownDataset(Dataset):
         kpts = person.keypoints.copy() if person.keypoints is not None else np.zeros((k, 3), np.float32)
         others = self.ann.others(person).copy() if self.with_others else np.zeros((0, k, 3), np.float32)
         meta = {"image_id": person.image_id, "ann_id": person.ann_id, "score": person.score,
-                "area": person.area, "index": index}
+                "area": person.area, "box": np.asarray(person.box, np.float32), "index": index}
         return Sample(image, kpts, others, _xyxy(person.box), meta=meta)
 
     def __getitem__(self, index: int):

@@ -24,6 +24,7 @@ def sample_meta(sample: Sample) -> dict:
         "ann_id": np.int64(m.get("ann_id", -1)),
         "score": np.float32(m.get("score", 1.0)),
         "area": np.float32(m.get("area", 0.0)),
+        "box": np.asarray(m.get("box", np.zeros(4)), np.float32),  # the person's box x, y, w, h in the image
         "center": sample.center.astype(np.float32),
         "scale": sample.scale.astype(np.float32),
         "matrix": np.asarray(sample.matrix, np.float32),

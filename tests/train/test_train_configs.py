@@ -1,0 +1,42 @@
+"""Every shipped training config is valid: its keys check, its model config resolves to a known builder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from posecore.models import get_builder
+from posecore.skeleton import get_skeleton
+from train.build import model_config
+from train.config import load_config
+from train.datasets import FORMATS
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "train").glob("*.yaml"))
+
+
+def test_the_configs_are_there():
+    names = {p.stem for p in CONFIGS}
+    assert {"coco_mini_cpu", "dag_w32_coco", "dag_w48_coco", "dag_w32_crowdpose", "dag_w48_crowdpose",
+            "dag_w32_ochuman", "dag_w48_ochuman"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_loads_and_names_a_model_for_its_data(path):
+    cfg = load_config(path)
+    skeleton = get_skeleton(cfg.data.train.skeleton or FORMATS[cfg.data.train.format].default_skeleton)
+    model = model_config(cfg.model, skeleton)
+    get_builder(model["name"])  # raises for an unknown model
+    assert model["skeleton"] == skeleton.name
+    assert cfg.data.val is not None
+    val_skeleton = cfg.data.val.skeleton or FORMATS[cfg.data.val.format].default_skeleton
+    assert val_skeleton == skeleton.name
+    if cfg.data.val.boxes == "detections":
+        assert cfg.data.val.det_file is not None
+
+
+def test_overrides_reach_nested_keys(cpu_config):
+    cfg = load_config(cpu_config, ["augment.limb_joints.ratio=0.25", "loss.structure.scheme=linear",
+                                   "model.params.input_size=[64, 64]"])
+    assert cfg.augment.limb_joints.ratio == 0.25 and cfg.loss.structure.scheme == "linear"
+    assert cfg.model.params["input_size"] == [64, 64]
