@@ -318,8 +318,13 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
         write_coco_results(paths["jsonl"], paths["coco"])
     skipped = list(getattr(source, "skipped", []))
     if skipped:
-        log.warning("skipped %d unreadable image(s): %s%s", len(skipped), ", ".join(skipped[:5]),
-                    " ..." if len(skipped) > 5 else "")
+        reasons = getattr(source, "skip_reasons", {})
+        named = ", ".join(f"{n} ({reasons[n]})" if n in reasons else n for n in skipped[:5])
+        log.warning("skipped %d unreadable image(s): %s%s", len(skipped), named, " ..." if len(skipped) > 5 else "")
+    damage = getattr(source, "damage", None)
+    if completed and damage:
+        # Every output is complete for the readable part; the exit status still says the input was bad.
+        raise SourceError(f"{damage}; results for the {frames} readable frames are in {outdir}")
     return ProcessSummary(frames, start, time.perf_counter() - t_start, len(ids), paths, skipped)
 
 

@@ -88,9 +88,12 @@ class VideoFileSource(FrameSource):
     """A video file decoded with PyAV (FFmpeg), falling back to OpenCV when PyAV cannot open it.
 
     Rotation metadata (phone videos) is applied so frames come out upright. A file that breaks off
-    mid-way yields the frames before the damage and logs a warning; a file with no decodable frame
+    mid-way yields the frames before the damage, then sets ``damage`` to a one-line description (a
+    decoding error, or fewer frames than the container declares); a file with no decodable frame
     raises ``SourceError``.
     """
+
+    damage: str | None = None
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -122,11 +125,17 @@ class VideoFileSource(FrameSource):
             if not container.streams.video:
                 raise SourceError(f"no video stream in {self.path}")
             stream = container.streams.video[0]
-            if stream.codec_context is None:  # FFmpeg knows the container but has no decoder for the codec
-                raise SourceError(f"unsupported video codec in {self.path}: this FFmpeg build has no decoder for it")
+            if stream.codec_context is None:  # FFmpeg reads the container but has no decoder for the stream
+                raise SourceError(f"cannot decode video {self.path}: unsupported codec or damaged stream header "
+                                  "(no decoder for it in this FFmpeg build)")
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             self.fps = float(rate) if rate else None
             self.frame_count = int(stream.frames) or None
+            self._declared_frames = self.frame_count  # exact when the container counts its frames
+            if stream.duration and stream.time_base:
+                self._declared_s = float(stream.duration * stream.time_base)
+            else:
+                self._declared_s = container.duration / 1e6 if container.duration else None
             if self.frame_count is None and container.duration and self.fps:
                 self.frame_count = int(round(container.duration / 1e6 * self.fps)) or None
             self.codec = stream.codec_context.name
@@ -163,7 +172,11 @@ class VideoFileSource(FrameSource):
     def _frames_pyav(self) -> Iterator[Frame]:
         import av
 
-        container = av.open(str(self.path))
+        self.damage = None
+        try:
+            container = av.open(str(self.path))
+        except Exception as e:  # the file changed or went away since it was opened
+            raise SourceError(f"cannot read video {self.path}: {_first_line(e)}") from None
         index = 0
         try:
             stream = container.streams.video[0]
@@ -180,8 +193,8 @@ class VideoFileSource(FrameSource):
                 except Exception as e:
                     if index == 0:
                         raise SourceError(f"cannot decode video {self.path}: {_first_line(e)}") from None
-                    log.warning("video %s is damaged after frame %d (%s); stopping there",
-                                self.path.name, index - 1, _first_line(e))
+                    self.damage = f"video {self.path} is damaged after frame {index - 1} ({_first_line(e)})"
+                    log.info("%s; stopping there", self.damage)
                     break
                 image = vf.to_ndarray(format="bgr24")
                 k = int(round((getattr(vf, "rotation", 0) or 0) / 90.0)) % 4
@@ -198,6 +211,17 @@ class VideoFileSource(FrameSource):
             container.close()
         if index == 0:
             raise SourceError(f"video has no frames: {self.path}")
+        declared = getattr(self, "_declared_frames", None)
+        declared_s = getattr(self, "_declared_s", None)
+        if self.damage is None and declared and index < declared:
+            self.damage = f"video {self.path} ends after {index} of its {declared} frames (truncated)"
+        elif self.damage is None and not declared and declared_s and self.fps:
+            # Containers without a frame count (fragmented MP4, Matroska): compare times, with room for a
+            # long last frame of a variable-rate video.
+            if declared_s - t > 0.5 + 2.0 / self.fps:
+                self.damage = f"video {self.path} ends at {t:.2f} s of its {declared_s:.2f} s (truncated)"
+        if self.damage:
+            log.info("%s", self.damage)
 
     def _frames_opencv(self) -> Iterator[Frame]:
         with _quiet_opencv():
@@ -418,7 +442,7 @@ class ImageFolderSource(FrameSource):
             if image is None:
                 self.skipped.append(p.name)
                 self.skip_reasons[p.name] = why
-                log.warning("skipping image %s: %s", p.name, why)
+                log.info("skipping image %s: %s", p.name, why)  # the consumer reports them together
                 continue
             yield Frame(index, index / self.fps if self.fps else float(index), image, p.name)
             index += 1

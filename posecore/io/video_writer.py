@@ -42,15 +42,24 @@ def _fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
+MAX_SIDE = 3840  # 4K UHD: what common players and hardware decoders play; 8K H.264 needs ~1 GiB to encode
+
+
 class VideoWriter:
-    """Write BGR uint8[H, W, 3] frames at a constant ``fps`` (the source's rate)."""
+    """Write BGR uint8[H, W, 3] frames at a constant ``fps`` (the source's rate).
+
+    Frames larger than ``max_side`` on their longer side are scaled down to fit it: an 8K source gives a
+    4K annotated video (results elsewhere keep the source's pixel coordinates).
+    """
 
     def __init__(self, path: str | Path, fps: float | None, width: int, height: int, codec: str = "auto",
-                 crf: int = 23):
+                 crf: int = 23, max_side: int = MAX_SIDE):
         import av
 
         self.path = Path(path)
-        self.width, self.height = int(width), int(height)
+        self.source_size = (int(width), int(height))
+        scale = min(1.0, max_side / max(int(width), int(height), 1))
+        self.width, self.height = max(1, round(int(width) * scale)), max(1, round(int(height) * scale))
         # yuv420p needs even sizes: pad by one pixel where needed.
         self._w = self.width + (self.width % 2)
         self._h = self.height + (self.height % 2)

@@ -1,0 +1,60 @@
+"""Shared checks: the command line's contract for every failure (one line naming the problem, a
+non-zero exit, no traceback), run in-process where no real signal or resource limit is involved."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def lines(self) -> list[str]:
+        return [ln for ln in self.stderr.splitlines() if ln.strip()]
+
+
+def assert_one_line_error(r: CliResult, *needles: str, prefix: str = "occlupose: error:") -> str:
+    """The failure contract; returns the line."""
+    assert r.returncode not in (0, None), (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = r.lines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(prefix), lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def cli_main(capsys, monkeypatch):
+    """Run ``occlupose ARGS`` in this process; returns a CliResult."""
+    from app import cli
+
+    def run(*args) -> CliResult:
+        capsys.readouterr()
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as e:  # argparse usage errors
+            code = e.code
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+
+    return run
+
+
+def run_cli(*args, timeout: float = 300, preexec_fn=None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real command in a subprocess (for signals and resource limits)."""
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=full_env, preexec_fn=preexec_fn)
