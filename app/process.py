@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 
@@ -83,7 +84,11 @@ class ProcessSummary:
 
 
 def _stem(source: FrameSource, spec: str) -> str:
-    name = Path(spec).stem if not spec.isdigit() and "://" not in spec else source.name
+    if "://" in spec:  # a stream: its last path part (rtsp://cam/stream1 -> stream1), else its host
+        parts = urlsplit(spec)
+        name = Path(parts.path).stem or (parts.hostname or "stream")
+    else:
+        name = Path(spec).stem if not spec.isdigit() else source.name
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     return safe or "output"
 
@@ -276,6 +281,7 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
     frames = 0
     t_start = time.perf_counter()
     completed = False
+    stop: OccluposeError | None = None  # why the run ended early, raised once the outputs are closed
     guard = _SignalGuard()
     guard.install()
     try:
@@ -298,24 +304,23 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
         completed = True
     except KeyboardInterrupt:
         hint = "" if source.is_live else ", continue with --resume"
-        raise Interrupted(f"interrupted after {frames} frames; outputs in {outdir} are valid{hint}") from None
+        stop = Interrupted(f"interrupted after {frames} frames; outputs in {outdir} are valid{hint}")
     except SourceError as e:
-        if not frames:
-            raise
-        raise SourceError(f"{e}; the {frames} frames before are saved in {outdir}") from None
+        stop = SourceError(f"{e}; the {frames} frames before are saved in {outdir}") if frames else e
     except OutputError as e:
-        if not frames:
-            raise
-        raise OutputError(f"{e}; the first {frames} frames are saved intact, continue with --resume") from None
+        stop = OutputError(f"{e}; the first {frames} frames are saved intact, continue with --resume") if frames else e
     finally:
         guard.uninstall()
         if bar is not None:
             bar.close()
         # The sink first: it draws and encodes the frames still queued, then the video is finalised.
-        _close_all([lambda: sink and sink[0].close(), lambda: video and video[0].close(), jsonl.close, csvw.close])
-    if completed or source.is_live:
-        # a live source has no resume: what it delivered is the whole run, so it gets its COCO file too
+        _close_all([lambda: sink and sink[0].close(), lambda: video and video[0].close(), jsonl.close, csvw.close],
+                   quiet=stop is not None)
+    if completed or (source.is_live and not isinstance(stop, OutputError)):
+        # A live source has no resume: what it delivered is the whole run, so it gets its COCO file too.
         write_coco_results(paths["jsonl"], paths["coco"])
+    if stop is not None:
+        raise stop from None
     skipped = list(getattr(source, "skipped", []))
     if skipped:
         reasons = getattr(source, "skip_reasons", {})
@@ -328,10 +333,10 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
     return ProcessSummary(frames, start, time.perf_counter() - t_start, len(ids), paths, skipped)
 
 
-def _close_all(closers) -> None:
-    """Run every closer; raise the first failure afterwards, unless an exception is already on its way
-    (then that one is the news, and a follow-up failure such as a second full-disk error is dropped)."""
-    in_flight = sys.exc_info()[1] is not None
+def _close_all(closers, quiet: bool = False) -> None:
+    """Run every closer; raise the first failure afterwards, unless the run already failed (``quiet``, or an
+    exception on its way): then that is the news, and a follow-up such as a second full-disk error is dropped."""
+    in_flight = quiet or sys.exc_info()[1] is not None
     first: BaseException | None = None
     for close in closers:
         try:

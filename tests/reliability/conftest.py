@@ -37,17 +37,18 @@ def assert_one_line_error(r: CliResult, *needles: str, prefix: str = "occlupose:
 
 
 @pytest.fixture
-def cli_main(capsys, monkeypatch):
-    """Run ``occlupose ARGS`` in this process; returns a CliResult."""
+def cli_main(capfd):
+    """Run ``occlupose ARGS`` in this process; returns a CliResult. Output is captured at the file
+    descriptors, so whatever a C library prints on stderr counts against the one-line contract too."""
     from app import cli
 
     def run(*args) -> CliResult:
-        capsys.readouterr()
+        capfd.readouterr()
         try:
             code = cli.main([str(a) for a in args])
         except SystemExit as e:  # argparse usage errors
             code = e.code
-        out = capsys.readouterr()
+        out = capfd.readouterr()
         return CliResult(code, out.out, out.err)
 
     return run
