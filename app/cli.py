@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from posecore.config import apply_overrides, from_dict, load_yaml
-from posecore.errors import OccluposeError
+from posecore.errors import ConfigError, OccluposeError
 from posecore.pipeline import PipelineConfig
 
 log = logging.getLogger("occlupose")
@@ -76,6 +76,10 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     data = apply_overrides(load_yaml(args.config) if args.config else {}, [])  # a copy we may edit
     overrides = list(args.set)
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if "=" not in item or not key or "" in key.split("."):
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted setting name, e.g. tracker.max_lost=60")
     for flag, key in (("device", "detector.device"), ("imgsz", "detector.imgsz"), ("conf", "detector.conf"),
                       ("pose", "pose.backend"), ("weights", "pose.weights"), ("det_weights", "detector.weights")):
         value = getattr(args, flag, None)
@@ -138,8 +142,15 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     add_pipeline_arguments(p)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line too (argparse would print the whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())} (usage: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="occlupose", description="Occlusion-robust multi-person pose tracking")
+    parser = _Parser(prog="occlupose", description="Occlusion-robust multi-person pose tracking")
     parser.add_argument("-v", "--verbose", action="store_true", help="more messages")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -105,7 +105,10 @@ def _prepare_outdir(outdir: Path) -> None:
 
 def _settings(opts: ProcessOptions, source: FrameSource) -> dict:
     cfg = to_dict(opts.config)
-    cfg["detector"].pop("device", None)  # the device does not change results enough to matter here
+    # Settings of speed, not of results, may change between a run and its resume.
+    cfg["detector"].pop("device", None)
+    for key in ("prefetch", "workers", "threads"):
+        cfg.pop(key, None)
     return {"version": RUN_FILE_VERSION, "source": str(opts.source), "source_name": source.name, "config": cfg}
 
 
