@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from posecore.errors import ConfigError
 from posecore.skeleton import Skeleton
 
-from .config import DatasetConfig, EvalConfig, ModelSection, OptimConfig, ScheduleConfig, TrainConfig
+from .config import DatasetConfig, ModelSection, OptimConfig, ScheduleConfig, TrainConfig
 from .datasets import DatasetError, KeypointAnnotations, PersonRecord, load_detections, open_annotations
 from .datasets.topdown import TopDownDataset, collate_people
 from .distributed import DistInfo, ShardSampler
@@ -246,6 +246,6 @@ def pose_forward(model: nn.Module, teacher_force: bool) -> Callable[[nn.Module, 
     return lambda net, batch: net(batch["image"])
 
 
-__all__ = ["EvalConfig", "build_evaluator", "build_optimizer", "build_pose_model", "build_scheduler",
-           "eval_ground_truth", "eval_people", "eval_pipeline", "pose_forward", "lr_factor", "model_config",
-           "open_split", "train_loader", "train_pipeline"]
+__all__ = ["build_evaluator", "build_net", "build_optimizer", "build_pose_model", "build_scheduler",
+           "eval_ground_truth", "eval_inputs", "eval_people", "eval_pipeline", "is_pose_model", "load_matching",
+           "lr_factor", "model_config", "open_split", "pose_forward", "train_loader", "train_pipeline"]

@@ -24,7 +24,8 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_fit_writes_checkpoints_logs_plots_then_resumes_and_evaluates(tmp_path, cpu_config, tiny_overrides, capsys):
+def test_fit_writes_checkpoints_logs_plots_then_resumes_and_evaluates(tmp_path, cpu_config, tiny_overrides, capsys,
+                                                                     sample_paths):
     out = tmp_path / "run"
     state = commands.fit(cpu_config, tiny_overrides(out))
     assert (state.epoch, state.iteration) == (2, 2)
@@ -56,6 +57,16 @@ def test_fit_writes_checkpoints_logs_plots_then_resumes_and_evaluates(tmp_path, 
     assert 0.0 <= metrics["AP"] <= 1.0 and "occluded.AP" in metrics
     assert printed[1].startswith("AP ") and any(line.startswith("visible joints") for line in printed)
     assert (out / "eval" / "metrics.json").is_file() and (out / "eval" / "results.json").is_file()
+
+    # Detection boxes from the sample's results file, with flip test.
+    det_file = sample_paths("coco")[1].parent / "test_coco_det_AP_H_56.json"
+    notes: list[str] = []
+    metrics = commands.evaluate(cpu_config, tiny_overrides(out, **{"data.val.boxes": "detections",
+                                                                   "data.val.det_file": det_file,
+                                                                   "data.val.det_score_thr": 0.9,
+                                                                   "eval.flip_test": "true"}),
+                                weights=out / "last.pt", output=tmp_path / "det", out=printed.append, note=notes.append)
+    assert any("4 detected boxes, flip test on" in n for n in notes) and 0.0 <= metrics["AP"] <= 1.0
 
 
 def test_resume_after_the_process_is_killed(tmp_path, cpu_config, tiny_overrides, capsys):
