@@ -1,0 +1,108 @@
+"""Top-down pose estimation: crop every detected person, run the model once on the batch, map back.
+
+Works with any :class:`posecore.models.base.TopDownPoseModel`: when the model returns ``"coords"``
+(DAG) the last stage's coordinates are the pose, otherwise the model's own heatmap codec decodes
+``"heatmaps"``. Joint confidence is the heatmap maximum; a joint is ``seen`` when it reaches
+``seen_threshold``. The person score is the detector's.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from ..device import resolve_device
+from ..types import Detections, Poses
+from ..weights import load_checkpoint
+from .crops import box_to_center_scale, crop_to_image, warp_crops
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class TopDownEstimator:
+    """``estimate(frame: uint8[H, W, 3] BGR, detections) -> Poses``.
+
+    Args:
+        model: a top-down pose model (see :mod:`posecore.models`).
+        device: "auto", "cpu", "cuda", ...
+        flip_test: also run the mirrored crops (in the same batch) and average.
+        seen_threshold: joint confidence at which a joint counts as seen.
+        half: fp16 autocast; default on for CUDA.
+        batch_size: most crops per forward pass (more people are run in several passes).
+        padding: box enlargement of the crop (HRNet's 1.25).
+    """
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device = "auto", flip_test: bool = False,
+                 seen_threshold: float = 0.5, half: bool | None = None, batch_size: int = 64,
+                 padding: float = 1.25) -> None:
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
+        self.skeleton: str = model.skeleton
+        self.flip_index = torch.as_tensor(model.skeleton_def.flip_index, device=self.device)
+        self.input_size: tuple[int, int] = tuple(model.input_size)
+        self.flip_test = flip_test
+        self.seen_threshold = float(seen_threshold)
+        self.half = (self.device.type == "cuda") if half is None else bool(half)
+        self.batch_size = max(1, int(batch_size))
+        self.padding = float(padding)
+        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255
+        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto", flip_test: bool = False,
+                        **kwargs) -> "TopDownEstimator":
+        """Load a checkpoint written by :func:`posecore.weights.save_checkpoint` (raises WeightsError)."""
+        model, _ = load_checkpoint(path, device="cpu")
+        return cls(model, device=device, flip_test=flip_test, **kwargs)
+
+    # ------------------------------------------------------------------ public
+    def estimate(self, frame: np.ndarray, detections: Detections) -> Poses:
+        k = self.model.num_joints
+        if len(detections) == 0:
+            return Poses.empty(k, self.skeleton)
+        centers, scales = box_to_center_scale(detections.boxes, self.input_size, self.padding)
+        crops = warp_crops(frame, centers, scales, self.input_size)
+        coords, scores = self.predict_crops(crops)
+        xy = crop_to_image(coords, centers, scales, self.input_size)
+        kpts = np.concatenate((xy, scores[..., None]), -1).astype(np.float32)
+        return Poses(detections.boxes, detections.scores, kpts, scores >= self.seen_threshold, self.skeleton)
+
+    def predict_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Poses of person crops uint8[N, H, W, 3] (BGR, already at the model's input size).
+
+        Returns coords float32[N, K, 2] in crop pixels and scores float32[N, K].
+        """
+        outs = [self._predict_batch(crops[s:s + self.batch_size]) for s in range(0, len(crops), self.batch_size)]
+        return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
+
+    # ------------------------------------------------------------------ internals
+    def preprocess(self, crops: np.ndarray) -> torch.Tensor:
+        """uint8[N, H, W, 3] BGR -> float[N, 3, H, W] RGB, ImageNet-normalised, channels_last, on device."""
+        x = torch.from_numpy(np.ascontiguousarray(crops[..., ::-1])).to(self.device, non_blocking=True)
+        x = x.permute(0, 3, 1, 2).float()
+        return ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
+
+    def _predict_batch(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(crops)
+        x = self.preprocess(crops)
+        if self.flip_test:
+            x = torch.cat((x, x.flip(3)), 0)  # one pass for both
+        amp = torch.autocast(self.device.type, dtype=torch.float16) if self.half else nullcontext()
+        with torch.inference_mode(), amp:
+            out = self.model(x)
+        heatmaps = out["heatmaps"].float()
+        coords = out["coords"][-1].float() if "coords" in out else None
+        if self.flip_test:
+            heatmaps = (heatmaps[:n] + heatmaps[n:].flip(3)[:, self.flip_index]) / 2
+            if coords is not None:
+                back = coords[n:][:, self.flip_index].clone()
+                back[..., 0] = self.input_size[0] - 1 - back[..., 0]  # mirror about the crop's centre
+                coords = (coords[:n] + back) / 2
+        dec_coords, scores = self.model.codec.decode(heatmaps)
+        final = dec_coords if coords is None else coords.cpu().numpy()
+        return final.astype(np.float32), scores.astype(np.float32)
+
