@@ -135,6 +135,7 @@ class PlaybackBar(QWidget):
         self.realtime = QCheckBox("Real-time")
         self.realtime.setToolTip("Files: play at their own rate and skip frames when processing is slower")
         self._playing = False
+        self._count: int | None = None
 
         lay = QHBoxLayout(self)
         lay.setContentsMargins(4, 2, 4, 2)
@@ -185,8 +186,7 @@ class PlaybackBar(QWidget):
                 self.slider.setMaximum(index)
             self.slider.setValue(index)
             self.slider.blockSignals(False)
-        count = getattr(self, "_count", None)
-        self.position.setText(f"{index + 1} / {count}" if count else f"frame {index + 1}")
+        self.position.setText(f"{index + 1} / {self._count}" if self._count else f"frame {index + 1}")
 
 
 class OverlayPanel(QGroupBox):

@@ -7,6 +7,7 @@ window always shows the freshest result, however slowly it paints).
 
 from __future__ import annotations
 
+import queue
 import threading
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -75,6 +76,41 @@ class LatestSlot(Generic[T]):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class FifoSlot(Generic[T]):
+    """The naive alternative with the same interface: every item kept, taken oldest first. Not used by
+    the app; benchmarks and tests compare against it to show what the slot of one prevents."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.puts = 0
+        self.replaced = 0
+
+    def put(self, item: T) -> bool:
+        with self._lock:
+            self._queue.put((item, self.puts))
+            self.puts += 1
+        return False
+
+    def get(self, timeout: float | None = None) -> Taken[T] | None:
+        try:
+            item, seq = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            if self._closed:
+                raise SlotClosed from None
+            return None
+        with self._lock:
+            return Taken(item, seq, self.puts)
+
+    def close(self) -> None:
+        self._closed = True
 
     @property
     def closed(self) -> bool:

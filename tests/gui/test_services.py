@@ -14,7 +14,7 @@ import pytest
 
 from app.services.cameras import probe_cameras
 from app.services.feeds import Captured, EndOfFeed, FileFeed, LiveFeed, open_feed
-from app.services.latest import LatestSlot, SlotClosed, Taken
+from app.services.latest import FifoSlot, LatestSlot, SlotClosed
 from app.services.recording import Recorder, RecordingRequest, save_snapshot
 from app.services.render import TrackTable
 from app.services.replay import ReplayLiveSource
@@ -233,9 +233,10 @@ class Events:
 def run_worker():
     started = []
 
-    def start(factory=lambda s: fake_pipeline(), opener=None, options=None):
+    def start(factory=lambda s: fake_pipeline(), opener=None, options=None, feed_opener=None):
         events = Events()
-        worker = WorkerLoop(events, factory, opener, options=options or WorkerOptions(poll_s=0.02))
+        worker = WorkerLoop(events, factory, opener, options=options or WorkerOptions(poll_s=0.02),
+                            feed_opener=feed_opener)
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         started.append((worker, thread))
@@ -357,14 +358,13 @@ def test_worker_survives_an_unexpected_pipeline_bug(run_worker, small_clip):
     ev.wait("state", lambda s: s.status == Status.PAUSED)
 
 
-def _live_run(run_worker, monkeypatch, slot_cls, delay_s: float, seconds: float):
+def _live_run(run_worker, slot_cls, delay_s: float, seconds: float):
     """A 30 fps live source, a pipeline slower than it; returns the processed frames and the stats."""
     images = [np.full((120, 160, 3), i * 10 % 255, np.uint8) for i in range(20)]
     source = ReplayLiveSource(images, fps=30.0, name="live")
-    if slot_cls is not None:  # the feed's hand-over replaced by another queue
-        monkeypatch.setattr("app.services.worker.open_feed",
-                            lambda spec, realtime, opener, on_captured: LiveFeed(source, on_captured, slot=slot_cls()))
-    worker, ev = run_worker(lambda s: fake_pipeline(delay_s), lambda spec: source)
+    worker, ev = run_worker(lambda s: fake_pipeline(delay_s),
+                            feed_opener=lambda spec, realtime, on_captured: LiveFeed(source, on_captured,
+                                                                                     slot=slot_cls()))
     worker.open("live")
     ev.wait("frame")
     time.sleep(seconds)
@@ -373,39 +373,10 @@ def _live_run(run_worker, monkeypatch, slot_cls, delay_s: float, seconds: float)
     return list(ev.frames), worker.stats.snapshot()
 
 
-class FifoSlot:
-    """What a naive queue would do: every frame kept, taken oldest first."""
-
-    def __init__(self):
-        self._q: queue.Queue = queue.Queue()
-        self._puts = 0
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def put(self, item):
-        with self._lock:
-            self._q.put((item, self._puts))
-            self._puts += 1
-        return False
-
-    def get(self, timeout=None):
-        try:
-            item, seq = self._q.get(timeout=timeout)
-        except queue.Empty:
-            if self._closed:
-                raise SlotClosed from None
-            return None
-        with self._lock:
-            return Taken(item, seq, self._puts)
-
-    def close(self):
-        self._closed = True
-
-
-def test_live_worker_always_processes_the_newest_frame(run_worker, monkeypatch):
+def test_live_worker_always_processes_the_newest_frame(run_worker):
     """Ordering, not wall clock: when processing of frame i begins, no newer frame exists, so what is
     shown is never older than one processing interval (plus the wait for the next capture)."""
-    frames, stats = _live_run(run_worker, monkeypatch, None, delay_s=0.08, seconds=1.5)
+    frames, stats = _live_run(run_worker, LatestSlot, delay_s=0.08, seconds=1.5)
     assert len(frames) >= 5
     assert all(f.backlog == 0 for f in frames)
     idx = [f.index for f in frames]
@@ -413,9 +384,9 @@ def test_live_worker_always_processes_the_newest_frame(run_worker, monkeypatch):
     assert stats.dropped == sum(f.dropped for f in frames) > 0  # the source was faster than the worker
 
 
-def test_a_fifo_queue_would_fall_behind(run_worker, monkeypatch):
+def test_a_fifo_queue_would_fall_behind(run_worker):
     """The same measurement catches a queue that keeps every frame: the backlog grows."""
-    frames, _ = _live_run(run_worker, monkeypatch, FifoSlot, delay_s=0.08, seconds=1.5)
+    frames, _ = _live_run(run_worker, FifoSlot, delay_s=0.08, seconds=1.5)
     backlogs = [f.backlog for f in frames]
     assert max(backlogs) >= 5 and backlogs[-1] > backlogs[1]
     assert all(f.dropped == 0 for f in frames)
