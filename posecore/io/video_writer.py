@@ -1,7 +1,9 @@
 """Annotated video output with PyAV: H.264 (libx264) when present, else MPEG-4.
 
-The MP4 is fragmented (a fragment per keyframe, one keyframe a second), so a run that is killed
-still leaves a playable file up to its last fragment; a normal close finalises it.
+The MP4 is fragmented, one fragment per frame, flushed to the file as it is written, and the encoder
+works without look-ahead, so even a run that is killed outright (SIGKILL, power loss) leaves a file
+that plays up to the last frame handed to the encoder; a normal close finalises it. The cost is
+about a tenth more bytes than a look-ahead encode in one piece.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ class VideoWriter:
         self.codec = _pick_codec(codec)
         try:
             self._container = av.open(str(self.path), mode="w", format="mp4",
-                                      options={"movflags": "frag_keyframe+empty_moov+default_base_moof"})
+                                      options={"movflags": "frag_every_frame+empty_moov+default_base_moof",
+                                               "flush_packets": "1"})
         except Exception as e:
             raise OutputError(f"cannot write video {self.path}: {_reason(e)}") from None
         try:
@@ -78,8 +81,9 @@ class VideoWriter:
             stream.pix_fmt = "yuv420p"
             stream.gop_size = max(1, round(float(rate)))  # a keyframe (and fragment) every second
             if self.codec == "libx264":
-                # No B-frames: decode order equals display order, so a cut file ends cleanly.
-                stream.options = {"crf": str(crf), "preset": "veryfast", "bframes": "0"}
+                # zerolatency: no look-ahead or B-frames, so each frame leaves the encoder at once and
+                # decode order equals display order (a cut file ends cleanly); it also needs less memory.
+                stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}
             else:
                 stream.bit_rate = 4_000_000
                 stream.options = {"bf": "0"}

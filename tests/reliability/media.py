@@ -25,11 +25,23 @@ K = 17
 
 
 def pattern(i: int, width: int, height: int) -> np.ndarray:
-    """A frame whose content says which frame it is: a bright bar that moves with ``i``, on grey."""
+    """A frame whose content says which frame it is: a bright bar that moves with ``i``, on grey, and
+    ``i`` in binary as eight black or white blocks along the top (read back by ``frame_number``)."""
     img = np.full((height, width, 3), 60, np.uint8)
     x = (i * 7) % max(1, width - 8)
-    img[:, x:x + 8] = 230
+    img[height // 4:, x:x + 8] = 230
+    bw = width // 8
+    for bit in range(8):
+        img[: height // 4, bit * bw:(bit + 1) * bw] = 255 if (i >> bit) & 1 else 0
     return img
+
+
+def frame_number(image: np.ndarray) -> int:
+    """The number ``pattern`` wrote into a frame, after any lossy coding (mod 256)."""
+    h, w = image.shape[:2]
+    bw = w // 8
+    row = image[h // 8, :, :].mean(-1)
+    return sum(1 << bit for bit in range(8) if row[bit * bw + bw // 4:(bit + 1) * bw - bw // 4].mean() > 128)
 
 
 def write_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: float = 10.0,
@@ -72,16 +84,28 @@ def person(cx: float, cy: float, h: float) -> np.ndarray:
     return np.stack([xs, ys, np.full(K, 0.9)], 1).astype(np.float32)
 
 
-class ScriptedDetector:
-    """Stands in for YOLO: each call returns the people ``people(i)`` gives for the i-th frame it sees."""
+def two_walkers(i: int) -> list[tuple[float, float, float]]:
+    """Two people of 30 px walking towards each other (cx, cy, height) in frame ``i``."""
+    return [(20 + (i % 40) * 0.5, 24, 30), (44 - (i % 40) * 0.5, 24, 30)]
 
-    def __init__(self, people=None):
-        self.people = people or (lambda i: [(20 + i, 24, 30), (44 - i * 0.5, 24, 30)])
+
+class ScriptedDetector:
+    """Stands in for YOLO: returns the people ``people(i)`` gives, where i is the frame number drawn into
+    the frame by ``pattern`` (so a replayed or re-decoded frame gets the same people), or, with
+    ``by_content=False``, the count of calls so far."""
+
+    def __init__(self, people=None, by_content: bool = True):
+        self.people = people or two_walkers
+        self.by_content = by_content
         self.calls = 0
+        self.hook = None  # called with i before detecting, for tests that act mid-run
 
     def detect(self, image: np.ndarray) -> Detections:
-        ps = self.people(self.calls)
+        i = frame_number(image) if self.by_content else self.calls
         self.calls += 1
+        if self.hook is not None:
+            self.hook(i)
+        ps = self.people(i)
         if not ps:
             return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, K, 3)))
         kpts = np.stack([person(*p) for p in ps])
@@ -89,8 +113,8 @@ class ScriptedDetector:
         return Detections(boxes, np.full(len(ps), 0.9), kpts)
 
 
-def scripted_pipeline(people=None) -> Pipeline:
-    return Pipeline(ScriptedDetector(people), YoloPoseEstimator(), Tracker(), prefetch=2)
+def scripted_pipeline(people=None, by_content: bool = True) -> Pipeline:
+    return Pipeline(ScriptedDetector(people, by_content), YoloPoseEstimator(), Tracker(), prefetch=2)
 
 
 # -- sources that misbehave -----------------------------------------------------------------------------
