@@ -177,7 +177,7 @@ class VideoFileSource(FrameSource):
             container = av.open(str(self.path))
         except Exception as e:  # the file changed or went away since it was opened
             raise SourceError(f"cannot read video {self.path}: {_first_line(e)}") from None
-        index = 0
+        index = corrupt = 0
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame/slice threads: decoding keeps up with inference
@@ -196,6 +196,9 @@ class VideoFileSource(FrameSource):
                     self.damage = f"video {self.path} is damaged after frame {index - 1} ({_first_line(e)})"
                     log.info("%s; stopping there", self.damage)
                     break
+                if getattr(vf, "is_corrupt", False):  # decoded with errors (concealed): grey smears, not people
+                    corrupt += 1
+                    continue
                 image = vf.to_ndarray(format="bgr24")
                 k = int(round((getattr(vf, "rotation", 0) or 0) / 90.0)) % 4
                 if k:
@@ -210,16 +213,20 @@ class VideoFileSource(FrameSource):
         finally:
             container.close()
         if index == 0:
+            if corrupt:
+                raise SourceError(f"cannot decode video {self.path}: all {corrupt} frames are damaged")
             raise SourceError(f"video has no frames: {self.path}")
         declared = getattr(self, "_declared_frames", None)
         declared_s = getattr(self, "_declared_s", None)
-        if self.damage is None and declared and index < declared:
+        if self.damage is None and declared and index + corrupt < declared:
             self.damage = f"video {self.path} ends after {index} of its {declared} frames (truncated)"
         elif self.damage is None and not declared and declared_s and self.fps:
             # Containers without a frame count (fragmented MP4, Matroska): compare times, with room for a
             # long last frame of a variable-rate video.
             if declared_s - t > 0.5 + 2.0 / self.fps:
                 self.damage = f"video {self.path} ends at {t:.2f} s of its {declared_s:.2f} s (truncated)"
+        if corrupt and self.damage is None:
+            self.damage = f"video {self.path} has {corrupt} damaged frame(s), left out"
         if self.damage:
             log.info("%s", self.damage)
 
