@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Callable
@@ -128,6 +129,10 @@ def train_pipeline(cfg: TrainConfig, ann: KeypointAnnotations, input_size: tuple
     ip = aug.instance_paste
     if ip.enabled:
         pool = InstancePool(ann.pool, ann.image_path, ip.min_area, ip.min_keypoints, ip.pool_size, ip.cache_size)
+        if len(pool) == 0:
+            logging.getLogger("train.data").warning(
+                "instance paste: no person of %s has a segmentation of %.0f px^2 and %d labelled joints; pasting "
+                "does nothing", ann.ann_file.name, ip.min_area, ip.min_keypoints)
         steps.append(InstancePaste(pool, ip.prob, ip.max_instances, ip.scale_range, ip.rotation, ip.relabel_occluded))
     mj = aug.mask_joints
     if mj.enabled:
