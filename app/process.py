@@ -296,8 +296,10 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
                 sink[0].reserve()  # may wait for the encoder, outside the deferred section
             with guard.deferred():
                 if result.index >= start:
-                    jsonl.write(result)
+                    # The JSONL line last: it is what --resume trusts, so a frame whose CSV rows failed
+                    # (disk full) is not in it, and resume redoes that frame in every file.
                     csvw.write(result)
+                    jsonl.write(result)
                 if sink:
                     sink[0].put(result)
                 frames = result.index + 1

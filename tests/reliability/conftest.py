@@ -59,3 +59,48 @@ def run_cli(*args, timeout: float = 300, preexec_fn=None, env: dict | None = Non
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([sys.executable, "-m", "app", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env=full_env, preexec_fn=preexec_fn)
+
+
+# -- one uninterrupted run of the real command's settings over a real shared clip, for exactness checks ---
+
+REAL_FRAMES = 30
+REAL_IMGSZ = 320  # a smaller detector input: the same code, faster on a CPU
+
+
+@pytest.fixture(scope="session")
+def real_clip() -> Path:
+    from tests.conftest import shared_path
+
+    return shared_path("videos", "mmaction2_demo_skeleton.mp4")  # 1080p, two people who meet and hug
+
+
+@pytest.fixture(scope="session")
+def real_reference(real_clip, tmp_path_factory) -> Path:
+    """The uninterrupted run, in this process, with the settings ``real_command`` gives the command line."""
+    from app.process import ProcessOptions, run_process
+    from posecore.pipeline import Pipeline, PipelineConfig
+
+    out = tmp_path_factory.mktemp("reference")
+    cfg = PipelineConfig()
+    cfg.detector.imgsz = REAL_IMGSZ
+    run_process(ProcessOptions(str(real_clip), out, cfg, max_frames=REAL_FRAMES, progress=False),
+                Pipeline.from_config(cfg))
+    return out
+
+
+def real_command(clip: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "app", "process", str(clip), "-o", str(out), "-q", "--imgsz", str(REAL_IMGSZ),
+            "--max-frames", str(REAL_FRAMES), *extra]
+
+
+def assert_same_results(out: Path, reference: Path, stem: str, frames: int = REAL_FRAMES) -> None:
+    """JSONL, CSV and COCO equal to the reference run's, and a video of every frame."""
+    import json
+
+    from posecore.io.result_writers import read_jsonl
+    from posecore.io.sources import open_source
+
+    assert list(read_jsonl(out / f"{stem}.jsonl")) == list(read_jsonl(reference / f"{stem}.jsonl"))
+    assert (out / f"{stem}.csv").read_bytes() == (reference / f"{stem}.csv").read_bytes()
+    assert json.loads((out / f"{stem}.coco.json").read_text()) == json.loads((reference / f"{stem}.coco.json").read_text())
+    assert len(list(open_source(str(out / f"{stem}.mp4")))) == frames

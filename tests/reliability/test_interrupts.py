@@ -22,31 +22,9 @@ from posecore.io.result_writers import read_jsonl, write_coco_results
 from posecore.io.sources import open_source
 from posecore.pipeline import Pipeline, PipelineConfig
 
-from tests.conftest import shared_path
-from tests.reliability.conftest import ROOT
+from tests.reliability.conftest import REAL_FRAMES, ROOT, assert_same_results, real_command
 
-FRAMES = 30
-IMGSZ = 320  # a smaller detector input: the same code, faster on a CPU
-
-
-@pytest.fixture(scope="module")
-def clip() -> Path:
-    return shared_path("videos", "mmaction2_demo_skeleton.mp4")  # 1080p, two people who meet and hug
-
-
-@pytest.fixture(scope="module")
-def reference(clip, tmp_path_factory) -> Path:
-    """The uninterrupted run, in this process, with the settings the command line uses."""
-    out = tmp_path_factory.mktemp("reference")
-    cfg = PipelineConfig()
-    cfg.detector.imgsz = IMGSZ
-    run_process(ProcessOptions(str(clip), out, cfg, max_frames=FRAMES, progress=False), Pipeline.from_config(cfg))
-    return out
-
-
-def _command(clip: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "app", "process", str(clip), "-o", str(out), "-q", "--imgsz", str(IMGSZ),
-            "--max-frames", str(FRAMES), *extra]
+FRAMES = REAL_FRAMES
 
 
 def _run_until(cmd: list[str], jsonl: Path, lines: int, sig: int) -> subprocess.CompletedProcess:
@@ -101,45 +79,40 @@ def _check_valid_outputs(out: Path, stem: str, frame_atomic: bool) -> int:
     return n
 
 
-def _check_identical(out: Path, reference: Path, stem: str) -> None:
-    assert list(read_jsonl(out / f"{stem}.jsonl")) == list(read_jsonl(reference / f"{stem}.jsonl"))
-    assert (out / f"{stem}.csv").read_bytes() == (reference / f"{stem}.csv").read_bytes()
-    assert json.loads((out / f"{stem}.coco.json").read_text()) == json.loads((reference / f"{stem}.coco.json").read_text())
-    assert len(list(open_source(str(out / f"{stem}.mp4")))) == FRAMES
-
-
-def test_sigterm_leaves_valid_outputs_and_resume_is_identical(clip, reference, tmp_path):
+def test_sigterm_leaves_valid_outputs_and_resume_is_identical(real_clip, real_reference, tmp_path):
+    clip, reference = real_clip, real_reference
     out = tmp_path / "term"
     stem = clip.stem
-    r = _run_until(_command(clip, out), out / f"{stem}.jsonl", 6, signal.SIGTERM)
+    r = _run_until(real_command(clip, out), out / f"{stem}.jsonl", 6, signal.SIGTERM)
     assert r.returncode == 130, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("occlupose: interrupted:") and "--resume" in lines[0], r.stderr
     n = _check_valid_outputs(out, stem, frame_atomic=True)
     assert f"after {n} frames" in lines[0]
-    r = subprocess.run(_command(clip, out, "--resume"), capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = subprocess.run(real_command(clip, out, "--resume"), capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert f"resumed at frame {n}" in r.stdout
-    _check_identical(out, reference, stem)
+    assert_same_results(out, reference, stem)
 
 
-def test_sigkill_leaves_readable_outputs_and_resume_is_identical(clip, reference, tmp_path):
+def test_sigkill_leaves_readable_outputs_and_resume_is_identical(real_clip, real_reference, tmp_path):
+    clip, reference = real_clip, real_reference
     """No cleanup at all: JSONL lines are flushed per frame, the video is fragmented, COCO is atomic."""
     out = tmp_path / "kill"
     stem = clip.stem
-    r = _run_until(_command(clip, out), out / f"{stem}.jsonl", 18, signal.SIGKILL)
+    r = _run_until(real_command(clip, out), out / f"{stem}.jsonl", 18, signal.SIGKILL)
     assert r.returncode == -signal.SIGKILL
     _check_valid_outputs(out, stem, frame_atomic=False)
-    r = subprocess.run(_command(clip, out, "--resume"), capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = subprocess.run(real_command(clip, out, "--resume"), capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    _check_identical(out, reference, stem)
+    assert_same_results(out, reference, stem)
 
 
 @pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
-def test_coco_file_is_complete_or_absent(reference, clip, tmp_path, monkeypatch, failure):
+def test_coco_file_is_complete_or_absent(real_reference, real_clip, tmp_path, monkeypatch, failure):
     """The COCO file is streamed to a temporary file and renamed: a failure half-way leaves the earlier
     file (or none) and no temporary file."""
-    jsonl = reference / f"{clip.stem}.jsonl"
+    jsonl = real_reference / f"{real_clip.stem}.jsonl"
     target = tmp_path / "r.coco.json"
     target.write_text("[]")  # an earlier, complete file
     real = result_writers._iter_coco_results
