@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from app.services.cameras import probe_cameras
-from app.services.feeds import Captured, EndOfFeed, FileFeed, LiveFeed, open_feed
+from app.services.feeds import EndOfFeed, FileFeed, LiveFeed, open_feed
 from app.services.latest import FifoSlot, LatestSlot, SlotClosed
 from app.services.recording import Recorder, RecordingRequest, save_snapshot
 from app.services.render import TrackTable

@@ -187,6 +187,37 @@ def test_bad_weights_show_an_error_and_the_old_model_keeps_running(make_window, 
     wait_frame(qtbot, w, lambda pf: pf.index == 38)
 
 
+def test_model_changes_apply_while_playing(make_window, fake_factory, qtbot):
+    """A new input size or device rebuilds the pipeline in the worker; frames keep coming."""
+    import torch
+
+    def factory(settings):
+        if settings.device == "cuda":  # the real device check and its message
+            return default_pipeline_factory(settings)
+        return fake_factory(settings)
+
+    w = make_window(factory, live_opener())
+    w.open_source("0")
+    wait_frame(qtbot, w, lambda pf: pf.index >= 3)
+    assert w.model_panel.active.text() == "Model: yolo on auto, 640 px"
+
+    w.model_panel.imgsz.setCurrentIndex(w.model_panel.imgsz.findData(320))
+    qtbot.waitUntil(lambda: w.model_panel.active.text() == "Model: yolo on auto, 320 px")
+    assert fake_factory.calls[-1].imgsz == 320
+    index = w.view.frame.index
+    wait_frame(qtbot, w, lambda pf: pf.index > index + 3)  # still playing, same source
+    assert w.state.status == Status.PLAYING
+
+    if not torch.cuda.is_available():
+        w.model_panel.device.setCurrentText("cuda")
+        w.model_panel.device.activated.emit(w.model_panel.device.currentIndex())
+        qtbot.waitUntil(lambda: w.error_box is not None and w.error_box.isVisible(), timeout=60_000)
+        assert "CUDA is not available" in w.error_box.text()
+        assert w.model_panel.active.text() == "Model: yolo on auto, 320 px"
+        index = w.view.frame.index
+        wait_frame(qtbot, w, lambda pf: pf.index > index + 3)
+
+
 def test_cameras_from_the_list_and_stream_urls_play_live(make_window, fake_factory, qtbot):
     opener = live_opener()
     w = make_window(fake_factory, opener, cameras=[CameraInfo(0, 320, 180)])
@@ -263,6 +294,16 @@ def test_live_display_is_never_older_than_one_processing_interval(make_window, q
     w.view.presented.connect(lambda pf: presented.append((pf, time.perf_counter())))
     w.open_source("0")
     qtbot.waitUntil(lambda: len(presented) >= 15, timeout=30_000)
+    # A window that stalls (a slow paint, a busy event loop) skips to the newest result afterwards.
+    delivered = []
+    w.service.frameDisplayed.connect(delivered.append)
+    last_index = w.view.frame.index
+    before = w.service.worker.stats.snapshot().processed
+    time.sleep(0.6)  # the GUI thread is blocked; the worker goes on
+    qtbot.waitUntil(lambda: len(delivered) > 0, timeout=10_000)
+    assert w.service.worker.stats.snapshot().processed - before >= 3
+    assert delivered[0].display_backlog == 0
+    assert delivered[0].index > last_index + 2  # what came meanwhile was never handed to the window
     w.playback.stop_button.click()
     wait_status(qtbot, w, Status.IDLE)
 
