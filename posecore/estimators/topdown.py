@@ -8,6 +8,7 @@ Works with any :class:`posecore.models.base.TopDownPoseModel`: when the model re
 
 from __future__ import annotations
 
+import copy
 import os
 from contextlib import nullcontext
 
@@ -15,12 +16,25 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
+from ..models.fusion import fuse_conv_bn
 from ..types import Detections, Poses
 from ..weights import load_checkpoint
 from .crops import box_to_center_scale, crop_to_image, warp_crops
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def preprocess_crops(crops: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8[N, H, W, 3] BGR crops -> float[N, 3, H, W] RGB, ImageNet-normalised, channels_last, on ``device``.
+
+    The one place where model inputs are made, for inference and training alike.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(crops[..., ::-1])).to(device, non_blocking=True)
+    x = x.permute(0, 3, 1, 2).float()
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1) * 255
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
 class TopDownEstimator:
@@ -34,12 +48,16 @@ class TopDownEstimator:
         half: fp16 autocast; default on for CUDA.
         batch_size: most crops per forward pass (more people are run in several passes).
         padding: box enlargement of the crop (HRNet's 1.25).
+        fuse: fold BatchNorm into the convolutions of a private copy of the model (the model passed
+            in is left untouched, so it can go on training).
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "auto", flip_test: bool = False,
                  seen_threshold: float = 0.5, half: bool | None = None, batch_size: int = 64,
-                 padding: float = 1.25) -> None:
+                 padding: float = 1.25, fuse: bool = True) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        if fuse:
+            model = fuse_conv_bn(copy.deepcopy(model))
         self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
         self.skeleton: str = model.skeleton
         self.flip_index = torch.as_tensor(model.skeleton_def.flip_index, device=self.device)
@@ -49,8 +67,6 @@ class TopDownEstimator:
         self.half = (self.device.type == "cuda") if half is None else bool(half)
         self.batch_size = max(1, int(batch_size))
         self.padding = float(padding)
-        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255
-        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto", flip_test: bool = False,
@@ -58,6 +74,10 @@ class TopDownEstimator:
         """Load a checkpoint written by :func:`posecore.weights.save_checkpoint` (raises WeightsError)."""
         model, _ = load_checkpoint(path, device="cpu")
         return cls(model, device=device, flip_test=flip_test, **kwargs)
+
+    @property
+    def num_joints(self) -> int:
+        return self.model.num_joints
 
     # ------------------------------------------------------------------ public
     def estimate(self, frame: np.ndarray, detections: Detections) -> Poses:
@@ -81,10 +101,7 @@ class TopDownEstimator:
 
     # ------------------------------------------------------------------ internals
     def preprocess(self, crops: np.ndarray) -> torch.Tensor:
-        """uint8[N, H, W, 3] BGR -> float[N, 3, H, W] RGB, ImageNet-normalised, channels_last, on device."""
-        x = torch.from_numpy(np.ascontiguousarray(crops[..., ::-1])).to(self.device, non_blocking=True)
-        x = x.permute(0, 3, 1, 2).float()
-        return ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
+        return preprocess_crops(crops, self.device)
 
     def _predict_batch(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(crops)
