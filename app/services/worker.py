@@ -267,7 +267,7 @@ class WorkerLoop:
         try:
             fn(*args)
         except Exception as e:  # a bug must not kill the thread the window depends on
-            log.debug("worker step failed", exc_info=True)  # the traceback for --verbose debugging only
+            log.debug("worker step failed", exc_info=True)  # the traceback stays in the debug log
             self.events.error("internal", f"internal error: {type(e).__name__}: {e}")
             self._playing = False
             if self._status in (Status.PLAYING, Status.LOADING, Status.OPENING):

@@ -187,6 +187,35 @@ def test_bad_weights_show_an_error_and_the_old_model_keeps_running(make_window, 
     wait_frame(qtbot, w, lambda pf: pf.index == 38)
 
 
+@pytest.mark.slow
+def test_switch_to_the_dag_backend_with_a_weights_file(make_window, qtbot, tmp_path, demo_clip):
+    """The real pipeline: yolo first, then the top-down dag model from a checkpoint, without a restart."""
+    import torch
+
+    from posecore.models import build_model
+    from posecore.weights import save_checkpoint
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "tiny_dag.pt",
+                           build_model({"name": "dag_hrnet_small", "input_size": [64, 64], "skeleton": "coco17"}))
+    w = make_window(default_pipeline_factory, overrides={"imgsz": 320, "device": "cpu"})
+    w.open_source(str(demo_clip))
+    wait_frame(qtbot, w, lambda pf: pf.index >= 2, timeout=120_000)
+    w.playback.play_button.click()
+    wait_status(qtbot, w, Status.PAUSED)
+
+    w.model_panel.weights.setText(str(ckpt))
+    w.model_panel.backend.setCurrentText("dag")
+    qtbot.waitUntil(lambda: w.model_panel.active.text() == "Model: dag (tiny_dag.pt) on cpu, 320 px",
+                    timeout=120_000)
+    assert w.errors == []
+    index = w.view.frame.index
+    w.playback.forward_button.click()
+    pf = wait_frame(qtbot, w, lambda pf: pf.index == index + 1, timeout=60_000)
+    assert len(pf.result.poses) >= 1 and pf.result.poses.keypoints.shape[1:] == (17, 3)
+    assert w.service.worker._pipeline.estimator.__class__.__name__ == "TopDownEstimator"
+
+
 def test_model_changes_apply_while_playing(make_window, fake_factory, qtbot):
     """A new input size or device rebuilds the pipeline in the worker; frames keep coming."""
     import torch
