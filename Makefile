@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.occlupose-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench gui gui-screenshot gui-latency clean
 
 $(STAMP): pyproject.toml constraints.txt tools/ensure_torchvision.py compat/torchvision-cpu-shim/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,16 @@ test: install
 
 bench: install
 	$(VENV)/bin/occlupose bench $(or $(VIDEO),../shared/data/videos/opencv_vtest.avi)
+
+gui: install
+	$(VENV)/bin/occlupose-gui $(SOURCE)
+
+# Needs Xvfb: apt-get install xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-image0 libxcb-render-util0 libxcb-shape0
+gui-screenshot: install
+	xvfb-run -a -s "-screen 0 1440x900x24" $(PY) tools/gui_screenshot.py -o docs/screenshot_gui.png
+
+gui-latency: install
+	QT_QPA_PLATFORM=offscreen $(PY) tools/gui_latency.py --seconds 10 --imgsz 320
 
 clean:
 	rm -rf $(VENV) outputs
