@@ -32,6 +32,9 @@ def offline_environment() -> dict[str, str]:
         "YOLO_OFFLINE": "1",  # no connectivity checks, no hub, no downloads
         "YOLO_AUTOINSTALL": "False",  # never pip-install missing requirements
         "YOLO_VERBOSE": "False",
+        # .pt files are pickles: load them with torch's weights_only unpickler and Ultralytics' allow-list
+        # of its model classes, so a file that references anything else is refused instead of run.
+        "ULTRALYTICS_SAFE_LOAD": "1",
     }
 
 
