@@ -2,6 +2,8 @@
 
 A record holds the tracks (rounded for reading) and the raw per-person poses that went into the
 tracker (exact float32 values), so an interrupted run can replay the tracker and resume exactly.
+Records are strict JSON: a value that is not finite (a model can output one) is written as the string
+"nan", "inf" or "-inf", which ``float()`` and NumPy read back exactly.
 """
 
 from __future__ import annotations
@@ -17,20 +19,23 @@ RECORD_VERSION = 1
 
 
 def _finite_list(a: np.ndarray) -> list:
-    """``a.tolist()`` with NaN and infinities as None (JSON null): records stay strict JSON, and
-    ``np.asarray(..., np.float32)`` reads null back as NaN."""
+    """``a.tolist()`` with NaN and infinities as the strings "nan", "inf", "-inf": records stay strict
+    JSON, and ``np.asarray(..., np.float32)`` (and ``float()``) read them back as the same values."""
     if np.isfinite(a).all():
         return a.tolist()
-    return np.where(np.isfinite(a), a, None).tolist()
+    out = a.astype(object)
+    bad = ~np.isfinite(a)
+    out[bad] = [("nan" if np.isnan(v) else "inf" if v > 0 else "-inf") for v in a[bad]]
+    return out.tolist()
 
 
 def _r(a: np.ndarray, nd: int = 2) -> list:
     return _finite_list(np.round(np.asarray(a, np.float64), nd))
 
 
-def _num(x: float, nd: int) -> float | None:
+def _num(x: float, nd: int) -> float | str:
     x = float(x)
-    return round(x, nd) if math.isfinite(x) else None
+    return round(x, nd) if math.isfinite(x) else str(x)  # "nan", "inf", "-inf", as in _finite_list
 
 
 def _exact(a: np.ndarray) -> list:
