@@ -3,6 +3,7 @@ a scripted pipeline without a neural network, sources that fail, and a loopback 
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import time
@@ -153,6 +154,29 @@ class ListSource(FrameSource):
     def _frames(self) -> Iterator[Frame]:
         for i, img in enumerate(self.images):
             yield Frame(i, i / self.fps, img)
+
+
+class FullDisk:
+    """A file that accepts ``room`` bytes, writes part of the next write up to that, then fails with ENOSPC,
+    as write(2) on a full file system does."""
+
+    def __init__(self, f, room: int):
+        self._f, self.room = f, room
+
+    def write(self, data: str) -> int:
+        if len(data) > self.room:
+            self._f.write(data[: self.room])
+            self._f.flush()
+            self.room = 0
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self._f.write(data)
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
 
 
 # -- a loopback HTTP server that stalls -----------------------------------------------------------------

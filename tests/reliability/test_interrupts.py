@@ -6,21 +6,17 @@ a video that plays to its last frame, no COCO file rather than a partial one, no
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from app.process import ProcessOptions, run_process
 from posecore.errors import OutputError, SourceError
 from posecore.io import result_writers
 from posecore.io.result_writers import read_jsonl, write_coco_results
 from posecore.io.sources import open_source
-from posecore.pipeline import Pipeline, PipelineConfig
 
 from tests.reliability.conftest import REAL_FRAMES, ROOT, assert_same_results, real_command
 

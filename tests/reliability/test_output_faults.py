@@ -26,7 +26,7 @@ from posecore.io.video_writer import VideoWriter
 from posecore.pipeline import Pipeline
 
 from tests.reliability.conftest import ROOT, assert_one_line_error, assert_same_results, real_command
-from tests.reliability.media import scripted_pipeline, write_video
+from tests.reliability.media import FullDisk, scripted_pipeline, write_video
 
 N = 24
 
@@ -43,35 +43,12 @@ def clean_run(clip, tmp_path_factory) -> Path:
     return out
 
 
-class _FullDisk:
-    """A file that accepts ``room`` bytes, writes part of the next write up to that, then fails with ENOSPC,
-    as write(2) on a full file system does."""
-
-    def __init__(self, f, room: int):
-        self._f, self.room = f, room
-
-    def write(self, data: str) -> int:
-        if len(data) > self.room:
-            self._f.write(data[: self.room])
-            self._f.flush()
-            self.room = 0
-            raise OSError(errno.ENOSPC, "No space left on device")
-        self.room -= len(data)
-        return self._f.write(data)
-
-    def flush(self) -> None:
-        self._f.flush()
-
-    def close(self) -> None:
-        self._f.close()
-
-
 def _fill_after(monkeypatch, name_suffix: str, room: int) -> None:
     real = result_writers._open_append
 
     def opener(path: Path):
         f = real(path)
-        return _FullDisk(f, room) if path.name.endswith(name_suffix) else f
+        return FullDisk(f, room) if path.name.endswith(name_suffix) else f
 
     monkeypatch.setattr(result_writers, "_open_append", opener)
 
