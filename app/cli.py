@@ -11,6 +11,7 @@ import importlib
 import logging
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from posecore.config import apply_overrides, from_dict, load_yaml
@@ -193,10 +194,18 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:  # not the main thread (embedded use)
         previous = None
     try:
-        return _dispatch(args)
+        with warnings.catch_warnings():
+            # Library warnings (deprecations, numeric notes) would print file names and source lines on
+            # stderr; as one line each, shown with --verbose, they keep the one-line contract.
+            warnings.showwarning = _log_warning
+            return _dispatch(args)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    log.info("%s: %s", category.__name__, _one_line(message))
 
 
 def _dispatch(args: argparse.Namespace) -> int:

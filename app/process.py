@@ -37,7 +37,7 @@ from posecore.draw import DrawOptions, Trails, draw_tracks
 from posecore.errors import OccluposeError, OutputError, SourceError
 from posecore.io.records import poses_from_record
 from posecore.io.result_writers import CsvWriter, JsonlWriter, read_jsonl, write_coco_results, write_text_atomic
-from posecore.io.sources import Frame, FrameSource, ImageFolderSource, open_source
+from posecore.io.sources import Frame, FrameSource, ImageFolderSource, VideoFileSource, open_source
 from posecore.io.threads import BackgroundSink
 from posecore.io.video_writer import VideoWriter
 from posecore.pipeline import Pipeline, PipelineConfig
@@ -109,7 +109,20 @@ def _settings(opts: ProcessOptions, source: FrameSource) -> dict:
     cfg["detector"].pop("device", None)
     for key in ("prefetch", "workers", "threads"):
         cfg.pop(key, None)
-    return {"version": RUN_FILE_VERSION, "source": str(opts.source), "source_name": source.name, "config": cfg}
+    return {"version": RUN_FILE_VERSION, "source": str(opts.source), "source_name": source.name,
+            "source_size": _source_size(source), "config": cfg}
+
+
+def _source_size(source: FrameSource) -> int | None:
+    """Bytes of a video file, images of a folder: a resume over a changed source would not be exact."""
+    if isinstance(source, VideoFileSource):
+        try:
+            return source.path.stat().st_size
+        except OSError:
+            return None
+    if isinstance(source, ImageFolderSource):
+        return len(source.files)
+    return None
 
 
 def _frames_done(jsonl: Path) -> int:
@@ -117,10 +130,20 @@ def _frames_done(jsonl: Path) -> int:
     done = 0
     if jsonl.exists():
         for i, rec in enumerate(read_jsonl(jsonl)):
-            if rec.get("frame") != i or not isinstance(rec.get("poses"), dict):
+            if rec.get("frame") != i or not _replayable(rec):
                 break
             done += 1
     return done
+
+
+def _replayable(rec: dict) -> bool:
+    """Whether a record's poses read back (a record edited or damaged by hand ends the usable part)."""
+    try:
+        kpts = rec["poses"]["keypoints"]
+        poses_from_record(rec, len(kpts[0]) if kpts else 17)
+        return True
+    except (KeyError, TypeError, ValueError, IndexError):
+        return False
 
 
 def _check_resume(run_file: Path, settings: dict) -> None:
@@ -135,6 +158,9 @@ def _check_resume(run_file: Path, settings: dict) -> None:
     if old.get("config") != settings["config"]:
         diff = _first_difference(old.get("config"), settings["config"])
         raise OccluposeError(f"cannot resume: setting {diff} differs from the earlier run; run again without --resume")
+    if old.get("source_size") is not None and old.get("source_size") != settings["source_size"]:
+        raise OccluposeError(f"cannot resume: {settings['source']} has changed since the earlier run; "
+                             "run again without --resume")
 
 
 def _first_difference(a, b, prefix: str = "") -> str:

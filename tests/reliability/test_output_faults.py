@@ -212,3 +212,36 @@ def test_resume_with_a_damaged_run_file(cli_main, clip, tmp_path, monkeypatch):
     assert r.returncode == 0 and "resumed at frame 2" in r.stdout, r.stderr
     assert [rec["frame"] for rec in read_jsonl(out / "walk.jsonl")] == [0, 1, 2, 3, 4]
     assert json.loads((out / "walk.coco.json").read_text())
+
+
+def test_resume_refuses_a_changed_source_and_stops_at_a_bad_record(cli_main, clip, tmp_path, monkeypatch):
+    monkeypatch.setattr(Pipeline, "from_config", classmethod(lambda cls, cfg: scripted_pipeline()))
+    src = tmp_path / "walk.mp4"
+    src.write_bytes(clip.read_bytes())
+    out = tmp_path / "o"
+    assert cli_main("process", src, "-o", out, "-q", "--max-frames", "6").returncode == 0
+    # a record whose poses do not read back (edited by hand): resume redoes it and what follows
+    lines = (out / "walk.jsonl").read_bytes().splitlines(keepends=True)
+    rec = json.loads(lines[4])
+    rec["poses"]["keypoints"] = [[[1.0, 2.0]]]
+    (out / "walk.jsonl").write_bytes(b"".join(lines[:4]) + json.dumps(rec).encode() + b"\n" + b"".join(lines[5:]))
+    r = cli_main("process", src, "-o", out, "-q", "--max-frames", "6", "--resume")
+    assert r.returncode == 0 and "resumed at frame 4" in r.stdout, r.stderr
+    # the video replaced by another one of the same name
+    write_video(src, n=N + 5, size=(96, 64))
+    assert_one_line_error(cli_main("process", src, "-o", out, "-q", "--resume"), "cannot resume", "has changed")
+
+
+def test_library_warnings_stay_one_line(cli_main, clip, tmp_path, monkeypatch):
+    import warnings
+
+    def noisy(cls, cfg):
+        warnings.warn("a library note\nthat spans lines", UserWarning)
+        return scripted_pipeline()
+
+    monkeypatch.setattr(Pipeline, "from_config", classmethod(noisy))
+    r = cli_main("process", clip, "-o", tmp_path / "o", "-q")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    r = cli_main("-v", "process", clip, "-o", tmp_path / "o2", "-q")
+    notes = [ln for ln in r.lines() if "UserWarning" in ln]
+    assert notes == ["occlupose: info: UserWarning: a library note that spans lines"], r.stderr
