@@ -1,38 +1,36 @@
 """Conversions between input-crop pixels, heatmap pixels and grid_sample's normalised coordinates.
 
-See :mod:`posecore.codecs` for the pixel convention. Every function works on numpy arrays and on
-torch tensors (differentiably), with ``xy`` of shape ``[..., 2]`` and sizes given as ``(W, H)``.
+See :mod:`posecore.codecs` for the pixel convention. Every function takes numpy arrays or torch
+tensors (differentiably) of shape ``[..., 2]`` and returns the same kind; sizes are ``(W, H)``.
 """
 
 from __future__ import annotations
 
-
-def _scale(src: tuple[int, int], dst: tuple[int, int], xy):
-    sx = dst[0] / src[0]
-    sy = dst[1] / src[1]
-    x = (xy[..., 0] + 0.5) * sx - 0.5
-    y = (xy[..., 1] + 0.5) * sy - 0.5
-    return _stack(xy, x, y)
+import numpy as np
+import torch
 
 
 def _stack(like, x, y):
-    if hasattr(like, "new_empty"):  # torch
-        import torch
-
+    if isinstance(like, torch.Tensor):
         return torch.stack((x, y), dim=-1)
-    import numpy as np
-
     return np.stack((x, y), axis=-1).astype(like.dtype, copy=False)
+
+
+def _rescale(xy, src: tuple[int, int], dst: tuple[int, int]):
+    """Between two pixel grids covering the same area: x_dst = (x_src + 0.5) * dst / src - 0.5."""
+    x = (xy[..., 0] + 0.5) * (dst[0] / src[0]) - 0.5
+    y = (xy[..., 1] + 0.5) * (dst[1] / src[1]) - 0.5
+    return _stack(xy, x, y)
 
 
 def input_to_heatmap(xy, input_size: tuple[int, int], heatmap_size: tuple[int, int]):
     """Input-crop pixels -> heatmap pixels."""
-    return _scale(input_size, heatmap_size, xy)
+    return _rescale(xy, input_size, heatmap_size)
 
 
 def heatmap_to_input(xy, input_size: tuple[int, int], heatmap_size: tuple[int, int]):
     """Heatmap pixels -> input-crop pixels."""
-    return _scale(heatmap_size, input_size, xy)
+    return _rescale(xy, heatmap_size, input_size)
 
 
 def input_to_normalized(xy, input_size: tuple[int, int]):
