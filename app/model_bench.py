@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from posecore.device import resolve_device
@@ -60,7 +61,8 @@ def register(subparsers) -> None:
 def model_complexity(model: torch.nn.Module, example) -> tuple[float, float]:
     """(parameters in millions, 10^9 multiply-adds of one call on ``example``), counted without the model's device."""
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+    # The counter does not see inside fused attention kernels; the math backend spells them out.
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, torch.inference_mode():
         model(*example)
     return params, counter.get_total_flops() / 2 / 1e9
 
