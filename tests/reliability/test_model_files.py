@@ -175,3 +175,31 @@ def test_yolo_loader_on_files_that_are_not_yolo(good_ckpt, tmp_path):
         with pytest.raises(WeightsError) as e:
             load_yolo(path)
         assert path.name in str(e.value)
+
+
+def test_training_loaders_refuse_the_same_files(good_ckpt, tmp_path):
+    """The training resume state (train.checkpoint) and starting weights (train.build) read with
+    weights_only too: malicious and truncated files are one-line errors, and nothing runs."""
+    from posecore.errors import ConfigError
+    from posecore.skeleton import get_skeleton
+    from train.build import build_net
+    from train.checkpoint import load_resume_state
+    from train.config import ModelSection
+
+    def start_from(path: Path):
+        section = ModelSection(params={"name": "dag_hrnet_small", "input_size": [64, 64]}, backbone_weights=path)
+        return build_net(section, get_skeleton("coco17"))
+
+    marker = tmp_path / "code ran"
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good_ckpt.read_bytes()[:3000])
+    for path in [*_malicious_files(tmp_path, marker).values(), cut]:
+        with pytest.raises(WeightsError) as e:
+            load_resume_state(path)
+        assert "\n" not in str(e.value) and path.name in str(e.value)
+        with pytest.raises(ConfigError) as e:
+            start_from(path)
+        assert "\n" not in str(e.value) and path.name in str(e.value)
+    assert not marker.exists()
+    with pytest.raises(WeightsError, match="not a training state"):
+        load_resume_state(good_ckpt)  # a model file where a resume state belongs
