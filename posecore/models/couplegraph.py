@@ -118,7 +118,8 @@ class CoupleGraph(nn.Module):
         half = ((hi - lo).amax(dim=-1, keepdim=True) / 2).clamp_min(1.0)
         return center, half
 
-    def forward(self, keypoints: torch.Tensor, boxes: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, keypoints: torch.Tensor, boxes: torch.Tensor,
+                features: torch.Tensor | None = None) -> torch.Tensor:
         p, two, k, _ = keypoints.shape
         if two != 2 or k != self.num_joints:
             raise ValueError(f"keypoints: expected [P, 2, {self.num_joints}, 3], got {tuple(keypoints.shape)}")

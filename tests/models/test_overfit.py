@@ -26,7 +26,8 @@ def _people(root, n=8):
     data = json.loads((root / "annotations" / "person_keypoints_train2017.json").read_text())
     files = {i["id"]: i["file_name"] for i in data["images"]}
     labelled = [a for a in data["annotations"] if a["num_keypoints"] > 0]
-    chosen = sorted((a for a in labelled if a["num_keypoints"] >= 12 and not a["iscrowd"]), key=lambda a: -a["area"])[:n]
+    candidates = [a for a in labelled if a["num_keypoints"] >= 12 and not a["iscrowd"]]
+    chosen = sorted(candidates, key=lambda a: -a["area"])[:n]  # the largest, most completely labelled people
     people = []
     for a in chosen:
         image = cv2.imread(str(root / "train2017" / files[a["image_id"]]))

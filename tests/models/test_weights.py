@@ -16,7 +16,8 @@ def model():
 
 
 def test_round_trip_rebuilds_the_model_from_the_file_alone(tmp_path, model):
-    path = save_checkpoint(tmp_path / "sub" / "dag.pt", model, extra={"epoch": 7, "ap": 0.5, "opt": {"m": torch.ones(2)}})
+    extra = {"epoch": 7, "ap": 0.5, "opt": {"m": torch.ones(2)}}
+    path = save_checkpoint(tmp_path / "sub" / "dag.pt", model, extra=extra)
     loaded, config = load_checkpoint(path)
     assert config == {"name": "dag_hrnet_small", "input_size": [64, 64], "skeleton": "crowdpose14"}
     assert not loaded.training and loaded.num_joints == 14

@@ -99,7 +99,8 @@ def test_every_model_config_file_builds(tmp_path):
     from posecore.models import available_configs, load_model_config
 
     names = available_configs()
-    assert {"dag_hrnet_w32_256x192_coco", "dag_hrnet_w48_384x288_crowdpose", "dag_hrnet_small_256x192_coco"} <= set(names)
+    expected = {f"dag_hrnet_{v}_{ds}" for v in ("w32_256x192", "w48_384x288") for ds in ("coco", "crowdpose", "ochuman")}
+    assert expected | {"dag_hrnet_small_256x192_coco"} <= set(names)
     for name in names:
         cfg = load_model_config(name)
         with torch.device("meta"):  # shapes only: building W48 for real would take seconds
