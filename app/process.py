@@ -313,8 +313,9 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
     stop: OccluposeError | None = None  # why the run ended early, raised once the outputs are closed
     guard = _SignalGuard()
     guard.install()
+    results = _results(pipeline, source, paths["jsonl"], start, num_joints, opts.max_frames)
     try:
-        for result in _results(pipeline, source, paths["jsonl"], start, num_joints, opts.max_frames):
+        for result in results:
             if opts.video and not sink:
                 depth = max(2, min(SINK_DEPTH, SINK_BYTES // max(1, result.image.nbytes)))
                 sink.append(BackgroundSink(draw_and_write, depth=depth, name="encode"))
@@ -342,6 +343,8 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
         stop = OutputError(f"{e}; the first {frames} frames are saved intact, continue with --resume") if frames else e
     finally:
         guard.uninstall()
+        # Stop decoding ahead before anything closes: the source is closed after this, never under a read.
+        _close_all([results.close], quiet=True)
         if bar is not None:
             bar.close()
         # The sink first: it draws and encodes the frames still queued, then the video is finalised.

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -248,6 +249,39 @@ class VideoFileSource(FrameSource):
             raise SourceError(f"video has no frames: {self.path}")
 
 
+class _SharedHandle:
+    """A device or network handle read in one thread (the prefetcher) and closed from another.
+
+    ``close()`` never releases it in the middle of a read, where FFmpeg or V4L2 would crash; if a read
+    is stuck (bounded by the source's own timeout), the reader releases it on its way out instead.
+    """
+
+    def __init__(self, release) -> None:
+        self._release = release
+        self.lock = threading.Lock()  # held for each read
+        self.closing = False
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._release()
+
+    def close(self, wait_s: float = 0.5) -> None:
+        self.closing = True
+        if self.lock.acquire(timeout=wait_s):
+            try:
+                self.release()
+            finally:
+                self.lock.release()
+
+    def reader_done(self) -> None:
+        """Called by the reader when it stops: release now if close() could not."""
+        if self.closing:
+            with self.lock:
+                self.release()
+
+
 class CameraSource(FrameSource):
     """A local camera by index (OpenCV). A camera that stops delivering frames raises ``SourceError``."""
 
@@ -269,22 +303,29 @@ class CameraSource(FrameSource):
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and fps > 0 else None
+        self._handle = _SharedHandle(self._cap.release)
 
     def _frames(self) -> Iterator[Frame]:
         import time
 
         start = time.monotonic()
         index = 0
-        while self._cap.isOpened():
-            with _quiet_opencv():  # an unplugged camera makes V4L2 print warnings before read() fails
-                ok, image = self._cap.read()
-            if not ok:
-                raise SourceError(f"camera {self.index} stopped delivering frames after {index} frames")
-            yield Frame(index, time.monotonic() - start, image)
-            index += 1
+        try:
+            while True:
+                with self._handle.lock:
+                    if self._handle.closing or not self._cap.isOpened():
+                        return
+                    with _quiet_opencv():  # an unplugged camera makes V4L2 print warnings before read() fails
+                        ok, image = self._cap.read()
+                if not ok:
+                    raise SourceError(f"camera {self.index} stopped delivering frames after {index} frames")
+                yield Frame(index, time.monotonic() - start, image)
+                index += 1
+        finally:
+            self._handle.reader_done()
 
     def close(self) -> None:
-        self._cap.release()
+        self._handle.close()
 
 
 class StreamSource(FrameSource):
@@ -297,6 +338,7 @@ class StreamSource(FrameSource):
         self.name = url
         self.timeout_s = float(timeout_s)
         self._container = self._open()
+        self._handle = _SharedHandle(self._container.close)
         stream = self._container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
@@ -321,13 +363,24 @@ class StreamSource(FrameSource):
         stream = self._container.streams.video[0]
         t0 = None
         try:
-            for vf in self._container.decode(stream):
+            decoder = self._container.decode(stream)
+            while True:
+                with self._handle.lock:
+                    if self._handle.closing:
+                        return
+                    try:
+                        vf = next(decoder)
+                    except StopIteration:
+                        return
+                    except Exception as e:
+                        raise SourceError(f"stream {self.url} stopped after {index} frames: {self._reason(e)}") from None
+                    image = vf.to_ndarray(format="bgr24")
                 t = float(vf.time) if vf.time is not None else 0.0
                 t0 = t if t0 is None else t0
-                yield Frame(index, t - t0, vf.to_ndarray(format="bgr24"))
+                yield Frame(index, t - t0, image)
                 index += 1
-        except Exception as e:
-            raise SourceError(f"stream {self.url} stopped after {index} frames: {self._reason(e)}") from None
+        finally:
+            self._handle.reader_done()
 
     def _reason(self, e: BaseException) -> str:
         # PyAV's timeout interrupts FFmpeg, which then reports "Immediate exit requested" (AVERROR_EXIT).
@@ -337,7 +390,7 @@ class StreamSource(FrameSource):
         return text
 
     def close(self) -> None:
-        self._container.close()
+        self._handle.close()
 
 
 def _natural_key(p: Path):

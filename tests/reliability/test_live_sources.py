@@ -148,3 +148,35 @@ def test_folder_of_only_damaged_images(tmp_path):
     with pytest.raises(SourceError, match="no readable images"):
         list(src)
     assert src.skip_reasons == {"a.jpg": "truncated JPEG", "b.png": "truncated PNG", "c.jpg": "damaged JPEG (bad marker)"}
+
+
+def test_closing_a_stream_while_a_read_is_stuck_is_safe():
+    """The prefetch thread may sit in a stalled read when the job ends: close() does not free the
+    decoder under it (FFmpeg would crash); the reader frees it when its read times out."""
+    import threading
+
+    data = _ts_clip(40)
+    with stalling_http_server(data[: len(data) // 2]) as server:
+        src = StreamSource(server.url, timeout_s=2.0)
+        it = iter(src)
+        first = next(it)
+        assert first.image.shape == (48, 64, 3)
+        ended = []
+
+        def read_on() -> None:
+            try:
+                for _ in it:
+                    pass
+                ended.append("end")
+            except SourceError as e:
+                ended.append(str(e))
+
+        reader = threading.Thread(target=read_on, daemon=True)
+        reader.start()
+        time.sleep(0.5)  # the reader has used up the data and waits for more
+        t = time.monotonic()
+        src.close()
+        assert time.monotonic() - t < 2.0  # close does not wait for the stuck read
+        reader.join(10)
+        assert not reader.is_alive() and ended
+        src.close()  # twice is fine
