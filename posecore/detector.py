@@ -1,14 +1,25 @@
-"""Person detector: Ultralytics YOLO, persons only, with the pose head's keypoints when it has one."""
+"""Person detector: Ultralytics YOLO, persons only, with the pose head's keypoints when it has one.
+
+``Detector.detect`` returns exactly what ``YOLO.predict`` returns for the same settings (a test checks
+this), but calls the pieces of Ultralytics' predictor directly: its letterbox and tensor conversion, the
+same fused network, and its NMS and rescaling. That skips the per-call work of ``predict`` (argument
+checks, a source loader, ``Results`` objects), and on CPU the network runs as a frozen TorchScript graph
+(traced once per input shape; same numbers, less Python between layers). ``detect`` may be called from
+several threads at once, so a pipeline can keep more than one frame in flight.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import threading
+import warnings
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .config import from_dict, option
 from .device import resolve_device
@@ -41,11 +52,28 @@ class DetectorConfig:
     half: bool = option(True, help="fp16 inference on CUDA (ignored elsewhere)")
 
 
+class _HeadOutput(torch.nn.Module):
+    """The network with only the tensor NMS reads: ``float[B, 4 + classes + K * 3, anchors]``."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.net(x)
+        return y[0] if isinstance(y, (list, tuple)) else y
+
+
 class Detector:
-    """YOLO person detector. ``detect(frame) -> Detections`` (with keypoints for pose models)."""
+    """YOLO person detector. ``detect(frame) -> Detections`` (with keypoints for pose models).
+
+    Thread-safe: ``detect`` may run in several threads at once (``thread_safe`` says so to the pipeline).
+    """
+
+    thread_safe = True
 
     def __init__(self, weights: str | Path | None = None, imgsz: int = 640, conf: float = 0.1, iou: float = 0.7,
-                 max_det: int = 100, device: str = "auto", half: bool = True):
+                 max_det: int = 100, device: str = "auto", half: bool = True, frozen: bool = True):
         self.weights = Path(weights) if weights else bundled_weights()
         self.imgsz = int(imgsz)
         self.conf = float(conf)
@@ -57,6 +85,11 @@ class Detector:
         self.model.to(self.device)
         self.task = getattr(self.model, "task", None)
         self._precision = _precision_args(self.half)
+        # TorchScript on CPU only: on accelerators the eager graph is already launch-bound, not Python-bound.
+        self.frozen = bool(frozen) and self.device.type == "cpu"
+        self._predictor = None
+        self._graphs: dict[tuple[int, ...], torch.jit.ScriptModule] = {}
+        self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, cfg: DetectorConfig | dict) -> "Detector":
@@ -68,13 +101,77 @@ class Detector:
     def has_pose_head(self) -> bool:
         return self.task == "pose"
 
+    def predict_args(self) -> dict:
+        """The ``YOLO.predict`` keyword arguments that ``detect`` reproduces."""
+        return dict(imgsz=self.imgsz, conf=self.conf, iou=self.iou, max_det=self.max_det, classes=[PERSON_CLASS],
+                    device=self.device, verbose=False, **self._precision)
+
+    def detect_reference(self, frame: np.ndarray) -> Detections:
+        """The same detections through ``YOLO.predict`` (slower; kept to check ``detect`` against)."""
+        with _keep_torch_threads():
+            results = self.model.predict(frame, **self.predict_args())
+        return _to_detections(results[0])
+
     def detect(self, frame: np.ndarray) -> Detections:
         """People in one BGR uint8[H, W, 3] frame, sorted by decreasing score."""
-        results = self.model.predict(
-            frame, imgsz=self.imgsz, conf=self.conf, iou=self.iou, max_det=self.max_det, classes=[PERSON_CLASS],
-            device=self.device, verbose=False, **self._precision,
-        )
-        return _to_detections(results[0])
+        p = self._setup()
+        from ultralytics.utils import nms, ops
+
+        with torch.inference_mode():
+            im = p.preprocess([frame])  # letterbox, BGR->RGB, [1, 3, h, w] float in 0..1
+            preds = self._forward(p, im)
+            det = nms.non_max_suppression(preds, self.conf, self.iou, [PERSON_CLASS], False, max_det=self.max_det,
+                                          nc=len(p.model.names), end2end=getattr(p.model, "end2end", False))[0]
+            boxes = ops.scale_boxes(im.shape[2:], det[:, :4], frame.shape)
+            kpts = None
+            shape = getattr(p.model, "kpt_shape", None)
+            if shape is not None and self.has_pose_head:
+                kpts = ops.scale_coords(im.shape[2:], det[:, 6:].view(det.shape[0], *shape), frame.shape)
+            return _pack(boxes, det[:, 4], kpts)
+
+    # ------------------------------------------------------------------ internals
+
+    def _setup(self):
+        """Ultralytics' predictor, built once by one real ``predict`` call (so every setting matches it)."""
+        if self._predictor is None:
+            with self._lock:
+                if self._predictor is None:
+                    with _keep_torch_threads(), contextlib.redirect_stdout(io.StringIO()):
+                        self.model.predict(np.zeros((64, 64, 3), np.uint8), **self.predict_args())
+                    # Our own handle: a later predict() with other arguments may replace model.predictor.
+                    self._predictor = self.model.predictor
+        return self._predictor
+
+    def _forward(self, p, im: torch.Tensor) -> torch.Tensor:
+        if not self.frozen:
+            return p.inference(im)
+        key = tuple(im.shape)
+        graph = self._graphs.get(key)
+        if graph is None:
+            with self._lock:
+                graph = self._graphs.get(key)
+                if graph is None:
+                    graph = self._graphs[key] = _freeze(p.model.model, im)
+        return graph(im)
+
+
+def _freeze(net: torch.nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+    """A frozen TorchScript trace of ``net`` for inputs shaped like ``example`` (the head's anchors are
+    baked in for that shape, hence one graph per shape)."""
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # tracer warnings about Python values taken as constants: intended
+        traced = torch.jit.trace(_HeadOutput(net).eval(), example, check_trace=False)
+        return torch.jit.freeze(traced.eval())
+
+
+@contextlib.contextmanager
+def _keep_torch_threads():
+    """Ultralytics resets torch's thread count when it sets up a predictor; the caller's choice stands."""
+    n = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def _precision_args(half: bool) -> dict:
@@ -86,19 +183,25 @@ def _precision_args(half: bool) -> dict:
     return {"quantize": 16} if "quantize" in DEFAULT_CFG_DICT else {"half": True}
 
 
-def _to_detections(result) -> Detections:
-    boxes = result.boxes
-    xyxy = boxes.xyxy.float().cpu().numpy() if boxes is not None else np.zeros((0, 4), np.float32)
-    scores = boxes.conf.float().cpu().numpy() if boxes is not None else np.zeros((0,), np.float32)
-    kpts = None
-    if getattr(result, "keypoints", None) is not None:
-        data = result.keypoints.data.float().cpu().numpy()  # [N, K, 3] or [N, K, 2]
+def _pack(boxes: torch.Tensor, scores: torch.Tensor, kpts: torch.Tensor | None) -> Detections:
+    """Detections from tensors boxes [N, 4], scores [N], keypoints [N, K, 2 or 3], by decreasing score."""
+    xyxy = boxes.float().cpu().numpy()
+    conf = scores.float().cpu().numpy()
+    data = None
+    if kpts is not None:
+        data = kpts.float().cpu().numpy()
         if data.shape[-1] == 2:
             data = np.concatenate([data, np.ones(data.shape[:-1] + (1,), np.float32)], -1)
-        kpts = data
-    order = np.argsort(-scores, kind="stable")
-    det = Detections(xyxy, scores, kpts)
-    return det.select(order)
+    order = np.argsort(-conf, kind="stable")
+    return Detections(xyxy, conf, data).select(order)
+
+
+def _to_detections(result) -> Detections:
+    boxes = result.boxes
+    if boxes is None:
+        return Detections.empty()
+    kpts = result.keypoints.data if getattr(result, "keypoints", None) is not None else None
+    return _pack(boxes.xyxy, boxes.conf, kpts)
 
 
 def load_yolo(path: str | Path):
