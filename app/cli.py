@@ -169,11 +169,26 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
+            if e.name == name:
+                continue  # not installed
+            _register_broken(sub, name, e)
+            continue
+        except Exception as e:  # a broken optional command must not take `process` down with it
+            _register_broken(sub, name, e)
             continue
         module.register(sub)
     return parser
+
+
+def _register_broken(sub, module: str, error: Exception) -> None:
+    """A command whose module fails to import: it says why when used; every other command still works."""
+    command = module.rsplit(".", 1)[-1]
+
+    def unavailable(args: argparse.Namespace) -> int:
+        raise OccluposeError(f"the {command} command is unavailable: {type(error).__name__}: {_one_line(error)}")
+
+    p = sub.add_parser(command, help=f"(unavailable: {type(error).__name__})")
+    p.set_defaults(func=unavailable)
 
 
 def _on_sigterm(signum, frame):

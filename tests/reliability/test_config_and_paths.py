@@ -163,3 +163,24 @@ def test_real_command_with_non_ascii_paths_under_c_locale(tmp_path):
     assert (out / "danse_à_deux.coco.json").is_file()
     assert "danse_à_deux.jsonl" in r.stdout
     assert np.all([p.stat().st_size > 0 for p in out.iterdir()])
+
+
+def test_a_broken_optional_command_does_not_break_the_others(cli_main, clip, tmp_path, monkeypatch):
+    """An optional command module (the benchmark, say) that fails to import: `process` still runs,
+    and the broken command says why in one line."""
+    import importlib
+
+    from app import cli
+
+    real_import = importlib.import_module
+
+    def import_module(name, *args):
+        if name == "app.brokencmd":
+            raise RuntimeError("half-written module")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(cli.importlib, "import_module", import_module)
+    monkeypatch.setattr(cli, "EXTRA_COMMANDS", ("app.brokencmd", "app.no_such_command"))
+    monkeypatch.setattr(Pipeline, "from_config", classmethod(lambda cls, cfg: scripted_pipeline()))
+    assert cli_main("process", clip, "-o", tmp_path / "o", "-q").returncode == 0
+    assert_one_line_error(cli_main("brokencmd"), "brokencmd command is unavailable", "half-written module")
