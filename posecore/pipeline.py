@@ -2,13 +2,22 @@
 
 ``Pipeline.stream(frames)`` is a generator of :class:`FrameResult`; it knows nothing about where
 frames come from or where results go, so the batch command, the GUI and the benchmark all consume
-the same generator. Decoding runs ahead in a background thread so it overlaps inference.
+the same generator.
+
+Work overlaps: decoding runs ahead in a background thread, and when the detector is thread-safe
+``workers`` frames are in detection at once (each with ``threads`` torch threads), so on a machine with
+few cores inference keeps every core busy while results still come out in frame order. Pose
+estimation, refinement and tracking run in the consuming thread, one frame at a time, in order.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,9 +30,9 @@ from .detector import Detector, DetectorConfig
 from .errors import ConfigError
 from .estimators.base import PoseEstimator
 from .estimators.yolo import YoloPoseEstimator
-from .io.threads import Prefetcher
 from .io.sources import Frame
-from .types import FrameResult, Poses
+from .io.threads import Prefetcher
+from .types import Detections, FrameResult, Poses
 
 
 @dataclass
@@ -40,6 +49,12 @@ class PipelineConfig:
     pose: PoseConfig = field(default_factory=PoseConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     prefetch: int = option(4, ge=1, le=64, help="decoded frames kept ready ahead of inference")
+    workers: int = option(0, ge=0, le=16, help="frames in detection at once; 0: auto (2 when the detector allows)")
+    stills: bool = option(False, help="frames are unrelated still images: each is tracked alone (no IDs or "
+                                      "smoothing across them), so every person is reported exactly as detected")
+    threads: int = option(0, ge=0, le=256,
+                          help="torch threads per detection worker on CPU; 0: auto (the cores left after one "
+                               "for decoding and encoding, shared by the workers, at least 1)")
 
 
 def load_pipeline_config(data: dict | None) -> PipelineConfig:
@@ -57,17 +72,78 @@ def build_estimator(cfg: PoseConfig, device: str) -> PoseEstimator:
                                             seen_threshold=cfg.seen_threshold)
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def auto_threads(workers: int, cores: int | None = None) -> int:
+    """Torch threads per detection worker: the cores left after two (decode and encode threads, the
+    tracker) shared by the workers, at least one. With few cores, one thread per worker: several
+    frames in flight use the cores better than one frame split across threads, and degrade gently
+    when other processes want the cores too."""
+    cores = available_cores() if cores is None else cores
+    return max(1, (cores - 2) // max(1, workers))
+
+
+@dataclass
+class _Decoded:
+    """A frame and the seconds its decoding took in the prefetch thread."""
+
+    frame: Frame
+    seconds: float
+
+
+def _timed(frames: Iterable[Frame]) -> Iterator[_Decoded]:
+    it = iter(frames)
+    try:
+        while True:
+            t0 = time.perf_counter()
+            try:
+                frame = next(it)
+            except StopIteration:
+                return
+            yield _Decoded(frame, time.perf_counter() - t0)
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with ``n`` torch threads (0: leave as is), then restore the caller's setting."""
+    if n <= 0:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class Pipeline:
     """Runs the stages on frames. Stages are plain objects with ``detect`` / ``estimate`` /
-    ``refine`` / ``update`` methods, so any of them can be swapped or faked."""
+    ``refine`` / ``update`` methods, so any of them can be swapped or faked. A detector whose
+    ``thread_safe`` attribute is true may be called from several threads at once."""
 
     def __init__(self, detector: Detector, estimator: PoseEstimator, tracker: Tracker, refiner=None,
-                 prefetch: int = 4):
+                 prefetch: int = 4, workers: int = 0, threads: int = 0, stills: bool = False):
         self.detector = detector
         self.estimator = estimator
         self.tracker = tracker
         self.refiner = refiner
         self.prefetch = prefetch
+        self.workers = workers
+        self.threads = threads
+        self.stills = stills
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig | dict) -> "Pipeline":
@@ -77,7 +153,8 @@ class Pipeline:
         if cfg.pose.backend == "yolo" and not detector.has_pose_head:
             raise ConfigError("pose.backend: yolo needs pose weights for the detector (a *-pose.pt model)")
         estimator = build_estimator(cfg.pose, cfg.detector.device)
-        return cls(detector, estimator, Tracker.from_config(cfg.tracker), prefetch=cfg.prefetch)
+        return cls(detector, estimator, Tracker.from_config(cfg.tracker), prefetch=cfg.prefetch,
+                   workers=cfg.workers, threads=cfg.threads, stills=cfg.stills)
 
     def reset(self) -> None:
         """Forget all tracks, as before a new video."""
@@ -87,24 +164,41 @@ class Pipeline:
     def skeleton(self) -> str:
         return self.estimator.skeleton
 
+    @property
+    def concurrency(self) -> tuple[int, int]:
+        """(detection workers, torch threads per worker) that :meth:`stream` uses; threads 0 means
+        torch's setting is left alone (accelerators)."""
+        safe = bool(getattr(self.detector, "thread_safe", False))
+        workers = (self.workers or 2) if safe else 1
+        device = getattr(self.detector, "device", None)
+        on_cpu = getattr(device, "type", "cpu") == "cpu"
+        threads = (self.threads or auto_threads(workers)) if on_cpu else self.threads
+        return workers, threads
+
     def estimate(self, image: np.ndarray, timings: dict[str, float] | None = None) -> Poses:
         """Detect and estimate poses in one BGR frame (no tracking)."""
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
         detections = self.detector.detect(image)
+        timings["detect"] = time.perf_counter() - t0
+        return self._poses(image, detections, timings)
+
+    def _poses(self, image: np.ndarray, detections: Detections, timings: dict[str, float]) -> Poses:
         t1 = time.perf_counter()
         poses = self.estimator.estimate(image, detections)
         t2 = time.perf_counter()
         if self.refiner is not None:
             poses = self.refiner.refine(image, poses, None)
         t3 = time.perf_counter()
-        timings.update(detect=t1 - t0, pose=t2 - t1, refine=t3 - t2)
+        timings.update(pose=t2 - t1, refine=t3 - t2)
         return poses
 
     def track(self, frame: Frame, poses: Poses, timings: dict[str, float] | None = None) -> FrameResult:
         """Feed one frame's poses to the tracker and package the result."""
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
+        if self.stills:
+            self.tracker.reset()  # a new photo: nobody carries over, everyone is reported as detected
         tracks = self.tracker.update(poses, frame.index)
         timings["track"] = time.perf_counter() - t0
         return FrameResult(frame.index, frame.time_s, frame.image, poses, tracks, frame.name, timings)
@@ -115,15 +209,59 @@ class Pipeline:
         return self.track(frame, poses, timings)
 
     def stream(self, frames: Iterable[Frame]) -> Iterator[FrameResult]:
-        """Results for ``frames`` in order; decoding of later frames overlaps inference."""
-        with Prefetcher(frames, depth=self.prefetch) as ahead:
-            while True:
-                t0 = time.perf_counter()
-                try:
-                    frame = next(ahead)
-                except StopIteration:
-                    return
-                wait = time.perf_counter() - t0
-                result = self.process(frame)
-                result.timings["decode"] = wait
-                yield result
+        """Results for ``frames`` in order; decoding and the detection of later frames overlap the
+        rest of the work.
+
+        ``timings`` of each result: ``decode`` (seconds decoding that frame took, in the prefetch
+        thread), ``detect`` (its detection, in a worker), ``pose``, ``refine``, ``track``, and ``wait``
+        (seconds the consuming thread waited for the frame and its detections).
+        """
+        workers, threads = self.concurrency
+        with Prefetcher(_timed(frames), depth=self.prefetch) as ahead, torch_threads(threads):
+            if workers <= 1:
+                yield from self._serial(ahead)
+            else:
+                yield from self._overlapped(ahead, workers)
+
+    def _serial(self, ahead: Iterator[_Decoded]) -> Iterator[FrameResult]:
+        while True:
+            t0 = time.perf_counter()
+            try:
+                item = next(ahead)
+            except StopIteration:
+                return
+            wait = time.perf_counter() - t0
+            result = self.process(item.frame)
+            result.timings.update(decode=item.seconds, wait=wait)
+            yield result
+
+    def _overlapped(self, ahead: Iterator[_Decoded], workers: int) -> Iterator[FrameResult]:
+        def detect(image: np.ndarray) -> tuple[Detections, float]:
+            t0 = time.perf_counter()
+            return self.detector.detect(image), time.perf_counter() - t0
+
+        pending: deque[tuple[_Decoded, Future]] = deque()
+        exhausted = False
+        with ThreadPoolExecutor(workers, thread_name_prefix="detect") as pool:
+            try:
+                while True:
+                    t0 = time.perf_counter()
+                    # One frame more than workers: the next one starts the moment a worker is free,
+                    # even while this thread is busy with tracking or the consumer.
+                    while not exhausted and len(pending) <= workers:
+                        try:
+                            item = next(ahead)
+                        except StopIteration:
+                            exhausted = True
+                            break
+                        pending.append((item, pool.submit(detect, item.frame.image)))
+                    if not pending:
+                        return
+                    item, future = pending.popleft()
+                    detections, detect_s = future.result()
+                    timings = {"decode": item.seconds, "detect": detect_s, "wait": time.perf_counter() - t0}
+                    poses = self._poses(item.frame.image, detections, timings)
+                    yield self.track(item.frame, poses, timings)
+            finally:
+                for _, future in pending:
+                    future.cancel()
