@@ -58,11 +58,23 @@ class Trails:
         return self._points.get(track_id, ())
 
 
+def _limb_index(limbs: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """int[L] first and second joint of every limb."""
+    a = np.array([x for x, _ in limbs], np.intp)
+    b = np.array([y for _, y in limbs], np.intp)
+    return a, b
+
+
 def draw_tracks(image: np.ndarray, tracks: list[Track], skeleton: str = "coco17",
                 options: DrawOptions | None = None, trails: Trails | None = None) -> np.ndarray:
-    """Draw onto ``image`` (BGR uint8[H, W, 3], modified in place and returned)."""
+    """Draw onto ``image`` (BGR uint8[H, W, 3], modified in place and returned).
+
+    Bones, trails and measured joints go to OpenCV as one polyline call per track and style (a joint
+    disc is a zero-length segment with round caps), so the cost does not grow with Python work per joint.
+    """
     opt = options or DrawOptions()
     sk = get_skeleton(skeleton)
+    limb_a, limb_b = _limb_index(sk.limbs)
     scale = max(1.0, max(image.shape[:2]) / 720.0)
     thick = max(1, int(round(2 * scale)))
     radius = max(2, int(round(3 * scale)))
@@ -70,27 +82,30 @@ def draw_tracks(image: np.ndarray, tracks: list[Track], skeleton: str = "coco17"
         color = track_color(t.track_id)
         lost = t.state == TrackState.LOST
         kp = t.keypoints
-        shown = (kp[:, 2] >= opt.kpt_threshold) | (~t.seen if opt.predicted else False)
-        if not opt.predicted:
-            shown &= t.seen
+        seen = np.asarray(t.seen, bool)
+        shown = kp[:, 2] >= opt.kpt_threshold
+        shown = (shown | ~seen) if opt.predicted else (shown & seen)
         if opt.trails and trails is not None:
-            pts = list(trails.points(t.track_id))
-            for a, b in zip(pts[:-1], pts[1:]):
-                cv2.line(image, a, b, color, max(1, thick // 2), cv2.LINE_AA)
+            pts = np.array(trails.points(t.track_id), np.int32).reshape(-1, 2)
+            if len(pts) > 1:
+                cv2.polylines(image, [pts], False, color, max(1, thick // 2), cv2.LINE_AA)
         if opt.boxes:
             x1, y1, x2, y2 = (int(round(v)) for v in t.box)
             cv2.rectangle(image, (x1, y1), (x2, y2), color, 1 if lost else thick)
         if opt.skeleton:
             xy = np.round(kp[:, :2]).astype(np.int32)
-            for a, b in sk.limbs:
-                if shown[a] and shown[b]:
-                    solid = t.seen[a] and t.seen[b] and not lost
-                    cv2.line(image, tuple(xy[a]), tuple(xy[b]), color, thick if solid else 1, cv2.LINE_AA)
-            for j in np.flatnonzero(shown):
-                if t.seen[j] and not lost:
-                    cv2.circle(image, tuple(xy[j]), radius, color, -1, cv2.LINE_AA)
-                else:
-                    cv2.circle(image, tuple(xy[j]), radius, color, 1, cv2.LINE_AA)
+            both = shown[limb_a] & shown[limb_b]
+            solid = both & seen[limb_a] & seen[limb_b] & (not lost)
+            segments = np.stack([xy[limb_a], xy[limb_b]], 1)  # [L, 2, 2]
+            for mask, width in ((solid, thick), (both & ~solid, 1)):
+                if mask.any():
+                    cv2.polylines(image, list(segments[mask]), False, color, width, cv2.LINE_AA)
+            filled = shown & seen & (not lost)
+            if filled.any():
+                dots = np.repeat(xy[filled][:, None, :], 2, axis=1)  # zero-length segments: round discs
+                cv2.polylines(image, list(dots), False, color, 2 * radius, cv2.LINE_AA)
+            for j in np.flatnonzero(shown & ~filled):
+                cv2.circle(image, (int(xy[j, 0]), int(xy[j, 1])), radius, color, 1, cv2.LINE_AA)
         if opt.labels:
             x1, y1 = int(t.box[0]), int(t.box[1])
             label = f"{t.track_id}" + ("?" if lost else "")
