@@ -130,18 +130,23 @@ class BoxKalman:
         """float64[T] current size sqrt(w * h) of every row, at least MIN_SIZE."""
         return _z_size(self.z())
 
-    def predict(self, motion: tuple[np.ndarray, np.ndarray], damping: np.ndarray) -> None:
+    def predict(self, motion: tuple[np.ndarray, np.ndarray], damping: np.ndarray,
+                size_damping: np.ndarray | None = None) -> None:
         """Advance every row by one step of ``motion`` (from :class:`BoxMotion`).
 
-        damping float[T]: factor on each row's velocity before the step (1 = none).
+        damping float[T]: factor on each row's velocity before the step (1 = none); size_damping
+        float[T]: the factor for the velocity of width and height instead (default: ``damping``).
         """
         f, q_unit = motion
         q_var = (self.accel_std * self.sizes()) ** 2
-        for kf, d, q in zip(self.filters, damping, q_var):
-            if d != 1.0:
-                kf.x[4:] *= d
-                kf.P[4:] *= d  # the damped velocity is a linear map of the old one: P <- D P D
-                kf.P[:, 4:] *= d
+        if size_damping is None:
+            size_damping = damping
+        for kf, d, ds, q in zip(self.filters, damping, size_damping, q_var):
+            if d != 1.0 or ds != 1.0:
+                dv = np.array([d, d, ds, ds])[:, None]
+                kf.x[4:] *= dv
+                kf.P[4:] *= dv  # the damped velocity is a linear map of the old one: P <- D P D
+                kf.P[:, 4:] *= dv.T
             kf.predict(F=f, Q=q_unit * q)
         # A shrinking box must not turn inside out: stop a side at zero.
         z = self.z()

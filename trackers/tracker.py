@@ -16,8 +16,10 @@ Matching stages (ByteTrack-style; "high" poses score at least ``high_score``, "l
 3. second chance for the still-free confirmed and lost tracks vs the still-free high poses, on the
    distance in track sizes from the pose's box centre to the track's likely path: the segment from its
    damped prediction (the person stopped) to where its last velocity would have taken it (the person
-   walked on); gate ``reid_max_dist``, box sizes within a factor ``reid_max_scale``. This re-finds a
-   person who comes back from behind an occluder away from where IoU could see them;
+   walked on); gate ``reid_max_dist``, widened by ``reid_growth`` per frame lost (people change pace
+   while hidden), box sizes within a factor ``reid_max_scale``. This re-finds a person who comes back
+   from behind an occluder away from where IoU could see them. A lost box keeps its size
+   (``lost_size_damping``): one cut by the image edge as its person left must not shrink away;
 4. tentative tracks vs the remaining high poses, as stage 1.
 
 Remaining poses scoring at least ``new_track_score`` start tentative tracks (in the first ``min_hits``
@@ -74,6 +76,9 @@ class TrackerConfig:
     oks_min_joints: int = option(3, ge=1, le=1000, help="OKS needs this many joints known on both sides")
     reid_max_dist: float = option(1.0, ge=0.0, le=10.0,
                                   help="second chance: largest distance from the track's likely path, in sizes")
+    reid_growth: float = option(0.02, ge=0.0, le=1.0,
+                                help="second chance: the distance allowed grows by this fraction per frame lost "
+                                     "(people change speed while hidden)")
     reid_max_scale: float = option(2.0, ge=1.0, le=10.0, help="second chance: largest ratio of the two box sizes")
     # Lifecycle.
     min_hits: int = option(2, ge=1, le=1000, help="matches to confirm a track (at once in the first min_hits frames)")
@@ -83,6 +88,9 @@ class TrackerConfig:
                                      help="per lost frame, factor on a reported lost track's score and confidences")
     velocity_damping: float = option(0.9, ge=0.0, le=1.0,
                                      help="per frame, factor on the velocity of lost boxes and unmeasured joints")
+    lost_size_damping: float = option(0.0, ge=0.0, le=1.0,
+                                      help="per frame, factor on the rate a lost box grows or shrinks (0: it keeps "
+                                           "its size; a box cut by the image edge must not shrink away)")
     max_tracks: int = option(1000, ge=1, le=1000000, help="track table limit; the longest-unmatched go first")
     # Keypoint filter.
     kp_seen_conf: float = option(0.3, ge=0.0, le=1.0, help="joints from this confidence are seen and used for OKS")
@@ -246,7 +254,9 @@ class Tracker:
     def _predict(self, dt: int) -> None:
         c = self.config
         motion = self._motion(dt)
-        self._box.predict(motion, np.where(self._tsu > 0, c.velocity_damping ** dt, 1.0))
+        lost = self._tsu > 0
+        self._box.predict(motion, np.where(lost, c.velocity_damping ** dt, 1.0),
+                          np.where(lost, c.lost_size_damping ** dt, 1.0))
         self._kp.predict(dt, self._box.sizes())
         self._age += dt
         self._tsu += dt
@@ -302,7 +312,8 @@ class Tracker:
             walked_on = self._anchor[:, :2] + self._anchor[:, 2:] * self._tsu[:, None]
             gap = segment_distance(centres, walked_on, (det.boxes[:, :2] + det.boxes[:, 2:]) / 2, sizes)
             ratio = box_size(det.boxes)[None, :] / sizes[:, None]
-            near = (gap <= c.reid_max_dist) & (ratio <= c.reid_max_scale) & (ratio >= 1.0 / c.reid_max_scale)
+            reach = c.reid_max_dist * (1.0 + c.reid_growth * np.maximum(self._tsu - 1, 0))[:, None]
+            near = (gap <= reach) & (ratio <= c.reid_max_scale) & (ratio >= 1.0 / c.reid_max_scale)
             stage(active, high, gap, near)
         stage(state == _TENTATIVE, high, cost, sim >= c.match_min_sim)
 
