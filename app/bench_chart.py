@@ -1,0 +1,64 @@
+"""The benchmark chart (PNG): throughput, ID switches under occlusion and keypoint jitter per video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NAMES = {"bytetrack": "Ultralytics ByteTrack", "botsort": "Ultralytics BoT-SORT", "occlupose": "occlupose"}
+COLOURS = {"bytetrack": "#8c8c8c", "botsort": "#5b7fa6", "occlupose": "#e07b39"}
+ORDER = ("bytetrack", "botsort", "occlupose")
+
+
+def write_chart(report: dict, path: str | Path) -> Path | None:
+    """Draw ``report`` (the benchmark's JSON dict) to ``path``; None when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    videos = report["videos"]
+    labels = [v["video"] for v in videos]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    width = 0.8 / len(ORDER)
+    panels = (
+        ("throughput (frames/s, higher is better)", lambda v, t: v["throughput"][t]["fps"]),
+        ("ID switches under occlusion (lower is better)", lambda v, t: v["quality"]["id_switches"][t]["total"]),
+        ("keypoint jitter, |accel| / size (lower is better)", lambda v, t: v["quality"]["jitter"][t]["mean"]),
+    )
+    for ax, (title, value) in zip(axes, panels):
+        for i, t in enumerate(ORDER):
+            xs = [j + (i - 1) * width for j in range(len(videos))]
+            ys = [_num(value(v, t)) for v in videos]
+            bars = ax.bar(xs, ys, width, label=NAMES[t], color=COLOURS[t])
+            for b, y in zip(bars, ys):
+                ax.annotate(_fmt(y), (b.get_x() + b.get_width() / 2, y), ha="center", va="bottom", fontsize=7)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks(range(len(videos)))
+        ax.set_xticklabels(labels, fontsize=8, rotation=10)
+        ax.grid(axis="y", alpha=0.3)
+    for j, v in enumerate(videos):
+        rt = v.get("source_fps")
+        if rt:
+            axes[0].hlines(rt, j - 0.45, j + 0.45, colors="k", linestyles="dotted", linewidth=1)
+    axes[0].legend(fontsize=8, loc="upper right")
+    s = report["settings"]
+    fig.suptitle(f"occlupose bench: imgsz {s['imgsz']}, {s['device']}, {s['cores']} cores "
+                 f"(dotted: source frame rate)", fontsize=11)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _num(x) -> float:
+    return float(x) if x is not None else 0.0
+
+
+def _fmt(y: float) -> str:
+    if y == 0 or y >= 10:
+        return f"{y:.0f}" if y == int(y) else f"{y:.1f}"
+    return f"{y:.3g}"

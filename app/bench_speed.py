@@ -1,0 +1,262 @@
+"""Throughput of occlupose and of Ultralytics ``YOLO.track``, measured side by side in one process.
+
+Every contender decodes the same file with the same decoder (so they see identical frames, and
+decoding counts for all), processes frame 0 untimed (model setup, graph tracing), then the rest in
+turns of ``chunk`` frames, round robin with the order rotating every round: a busy machine slows all
+contenders alike. A turn ends only when the contender's work for its frames is complete (occlupose's
+detection workers idle, its encoder drained), so no contender works during another's turn.
+
+* Ultralytics: ``model.track(frame, persist=True, tracker=...)`` per frame, in the calling thread, with
+  the torch thread count Ultralytics itself sets (its default), or ``ultralytics_threads``.
+* occlupose: :meth:`Pipeline.stream` (decode thread, detection workers, pose, tracking and keypoint
+  smoothing), each result drawn and encoded to H.264 in a background thread, as ``occlupose process``
+  does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from posecore.draw import DrawOptions, Trails, draw_tracks
+from posecore.io.sources import Frame, open_source
+from posecore.io.threads import BackgroundSink
+from posecore.io.video_writer import VideoWriter
+from posecore.pipeline import Pipeline
+from posecore.types import Poses
+
+from .bench_quality import FrameTracks, from_ultralytics_result
+
+STAGES = ("decode", "detect", "pose", "refine", "track", "draw", "encode")
+
+
+@dataclass
+class RunStats:
+    """One contender's run. ``outputs`` holds its tracks for every frame (frame 0 included); the
+    speed figures cover the timed frames only."""
+
+    name: str
+    label: str
+    includes: str
+    frames: int = 0  # timed frames
+    seconds: float = 0.0  # wall clock of the timed frames
+    outputs: list[FrameTracks] = field(default_factory=list)
+    stages: dict[str, float] = field(default_factory=dict)  # summed seconds per stage over timed frames
+    threads: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def stage_ms(self) -> dict[str, float]:
+        """Mean milliseconds per timed frame of each stage."""
+        return {k: v / self.frames * 1e3 for k, v in self.stages.items()} if self.frames else {}
+
+
+def limited(path: str, max_frames: int | None) -> Iterator[Frame]:
+    """The decoded frames of ``path``, at most ``max_frames``."""
+    for frame in open_source(path):
+        if max_frames is not None and frame.index >= max_frames:
+            return
+        yield frame
+
+
+class UltralyticsContender:
+    """``YOLO.track`` on each decoded frame, as a user of Ultralytics would run it."""
+
+    def __init__(self, name: str, label: str, tracker: str, model, video: str, max_frames: int | None,
+                 predict_args: dict, threads: int | None):
+        self.model = model
+        self.tracker = tracker
+        self.args = predict_args
+        self.frames = limited(video, max_frames)
+        self.threads = threads
+        self.stats = RunStats(name, label, "decode + YOLO.track (letterbox, network, NMS, tracker)")
+
+    def _track(self, frame: Frame) -> FrameTracks:
+        result = self.model.track(frame.image, persist=True, tracker=self.tracker, **self.args)[0]
+        return from_ultralytics_result(result)
+
+    def warm_up(self) -> bool:
+        import torch
+
+        frame = next(self.frames, None)
+        if frame is None:
+            return False
+        self.stats.outputs.append(self._track(frame))
+        if self.threads is None:
+            self.threads = torch.get_num_threads()  # what Ultralytics chose when it set up its predictor
+        self.stats.threads = f"{self.threads} torch thread{'s' * (self.threads > 1)}"
+        return True
+
+    def run(self, n: int) -> int:
+        import torch
+
+        torch.set_num_threads(self.threads)
+        done = 0
+        stats = self.stats
+        while done < n:
+            t0 = time.perf_counter()
+            frame = next(self.frames, None)
+            if frame is None:
+                break
+            t1 = time.perf_counter()
+            result = self.model.track(frame.image, persist=True, tracker=self.tracker, **self.args)[0]
+            t2 = time.perf_counter()
+            stats.seconds += t2 - t0
+            stats.stages["decode"] = stats.stages.get("decode", 0.0) + t1 - t0
+            stats.stages["track_call"] = stats.stages.get("track_call", 0.0) + t2 - t1
+            stats.outputs.append(from_ultralytics_result(result))
+            done += 1
+        stats.frames += done
+        return done
+
+    def close(self) -> None:
+        pass
+
+
+class _Flush:
+    def __init__(self):
+        self.done = threading.Event()
+
+
+class OccluposeContender:
+    """The product path: Pipeline.stream, then drawing and H.264 encoding in a background thread."""
+
+    def __init__(self, pipeline: Pipeline, video: str, max_frames: int | None, out_video: Path,
+                 draw: DrawOptions | None = None):
+        self.pipeline = pipeline
+        self.frames = limited(video, max_frames)
+        self.fps = open_source(video).fps
+        self.out_video = Path(out_video)
+        self.draw = draw or DrawOptions()
+        self.trails = Trails(self.draw.trail_length)
+        self.writer: VideoWriter | None = None
+        self.poses: list[Poses] = []  # the tracker's input per frame: the clean detections
+        self.size: tuple[int, int] | None = None  # frame width, height
+        workers, threads = pipeline.concurrency
+        self.stats = RunStats("occlupose", "occlupose", "decode + detect + pose + track + smoothing + draw + encode")
+        self.stats.threads = f"{workers} detection worker{'s' * (workers > 1)} x {threads or 'default'} torch thread" \
+                             f"{'s' * (threads != 1)}"
+        self._timed = False
+        self._sink = BackgroundSink(self._draw_and_encode, depth=8, name="encode")
+
+    def _draw_and_encode(self, item) -> None:
+        if item is None:
+            return
+        if isinstance(item, _Flush):
+            item.done.set()
+            return
+        result, timed = item
+        t0 = time.perf_counter()
+        self.trails.update(result.tracks, result.index)
+        image = draw_tracks(result.image.copy(), result.tracks, self.pipeline.skeleton, self.draw, self.trails)
+        t1 = time.perf_counter()
+        if self.writer is None:
+            h, w = image.shape[:2]
+            self.writer = VideoWriter(self.out_video, self.fps, w, h)
+        self.writer.write(image)
+        t2 = time.perf_counter()
+        if timed:
+            self._add("draw", t1 - t0)
+            self._add("encode", t2 - t1)
+
+    def _add(self, stage: str, seconds: float) -> None:
+        self.stats.stages[stage] = self.stats.stages.get(stage, 0.0) + seconds
+
+    def _flush(self) -> None:
+        """Wait until every frame handed to the encoder is written."""
+        marker = _Flush()
+        self._sink.put(marker)
+        while not marker.done.wait(0.2):
+            self._sink.put(None)  # re-raises the encoder's error, if it failed (it then skips the marker)
+
+    def _consume(self, frames) -> int:
+        n = 0
+        for result in self.pipeline.stream(frames):
+            if self.size is None:
+                self.size = (result.image.shape[1], result.image.shape[0])
+            self.stats.outputs.append(FrameTracks.from_tracks(result.tracks, result.poses.num_joints))
+            self.poses.append(result.poses)
+            if self._timed:
+                for k in ("decode", "detect", "pose", "refine", "track", "wait"):
+                    self._add(k, result.timings.get(k, 0.0))
+            self._sink.put((result, self._timed))
+            n += 1
+        return n
+
+    def warm_up(self) -> bool:
+        first = next(self.frames, None)
+        if first is None:
+            return False
+        self.pipeline.reset()
+        done = self._consume([first])
+        self._flush()
+        self._timed = True
+        return done == 1
+
+    def run(self, n: int) -> int:
+        t0 = time.perf_counter()
+        done = self._consume(itertools.islice(self.frames, n))
+        self._flush()
+        self.stats.seconds += time.perf_counter() - t0
+        self.stats.frames += done
+        return done
+
+    def close(self) -> None:
+        try:
+            self._sink.close()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+
+
+def race(contenders: list, chunk: int, progress=None) -> None:
+    """Run every contender over all its frames in turns of ``chunk`` frames (see the module docstring)."""
+    active = [c for c in contenders if c.warm_up()]
+    turn = 0
+    while active:
+        shift = turn % len(active)
+        finished = []
+        for c in active[shift:] + active[:shift]:
+            done = c.run(chunk)
+            if progress is not None:
+                progress(done)
+            if done < chunk:
+                finished.append(c)
+        active = [c for c in active if c not in finished]
+        turn += 1
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (and of finished children), MB."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0  # kB on Linux
+
+
+def stage_summary(stats: RunStats) -> dict[str, float]:
+    """Mean ms per frame for each occlupose stage, in pipeline order."""
+    ms = stats.stage_ms()
+    return {k: ms.get(k, 0.0) for k in (*STAGES, "wait")}
+
+
+def frame_ms(stats: RunStats) -> float:
+    return 1e3 / stats.fps if stats.fps > 0 else float("nan")
+
+
+def _share(part_ms: float, total_ms: float) -> float:
+    return part_ms / total_ms if total_ms > 0 and np.isfinite(total_ms) else float("nan")
+
+
+def tracking_share(stats: RunStats) -> float:
+    """Tracking and smoothing (Tracker.update) as a fraction of occlupose's time per frame."""
+    return _share(stats.stage_ms().get("track", 0.0), frame_ms(stats))
