@@ -327,9 +327,9 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
                     # (disk full) is not in it, and resume redoes that frame in every file.
                     csvw.write(result)
                     jsonl.write(result)
+                frames = result.index + 1  # committed: in the JSONL
                 if sink:
-                    sink[0].put(result)
-                frames = result.index + 1
+                    sink[0].put(result)  # never raises after reserve(); a drawing error shows at the next one
             ids.update(t.track_id for t in result.tracks)
             if bar is not None:
                 bar.update(1)

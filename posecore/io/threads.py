@@ -123,7 +123,9 @@ class BackgroundSink:
             self._reserved = 1
 
     def put(self, item) -> None:
-        self.reserve()
+        """Queue an item (waiting for room unless ``reserve()`` was called; then it never raises)."""
+        if not self._reserved:
+            self.reserve()
         self._reserved = 0
         self._queue.put(item)
 

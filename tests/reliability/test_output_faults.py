@@ -245,3 +245,36 @@ def test_library_warnings_stay_one_line(cli_main, clip, tmp_path, monkeypatch):
     r = cli_main("-v", "process", clip, "-o", tmp_path / "o2", "-q")
     notes = [ln for ln in r.lines() if "UserWarning" in ln]
     assert notes == ["occlupose: info: UserWarning: a library note that spans lines"], r.stderr
+
+
+def test_a_drawing_error_surfaces_before_a_frame_is_written_never_inside_it():
+    """The encoder thread's failure is raised by reserve(), before the frame's writes, so the frame count
+    in the error message is exactly the frames in the JSONL."""
+    import threading
+
+    from posecore.io.threads import BackgroundSink
+
+    failed = threading.Event()
+
+    def consume(item):
+        if item == 2:
+            failed.set()
+            raise OutputError("cannot write video x.mp4: No space left on device")
+
+    sink = BackgroundSink(consume, depth=4)
+    for item in range(3):
+        sink.reserve()
+        sink.put(item)
+    assert failed.wait(5)
+    for _ in range(100):  # the worker records the error just after the event
+        try:
+            sink.reserve()
+        except OutputError as e:
+            assert "No space left" in str(e)
+            break
+        sink.put(None)
+    else:
+        raise AssertionError("the worker's error never surfaced")
+    sink.reserve()
+    sink.put(3)  # after a reserve() call, never raises
+    sink.close()
