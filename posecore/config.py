@@ -131,8 +131,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
         kwargs[name] = v
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
+    except ConfigError as e:
+        # A class's own cross-field check knows its key but not the section it sits in.
+        raise ConfigError(f"{prefix}{e}") from None
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where or cls.__name__}: {e}") from None
 

@@ -55,8 +55,6 @@ def test_bad_setting_in_a_config_file_names_its_key(cli_main, clip, tmp_path, ya
     assert not (tmp_path / "o").exists()  # refused before anything was written
 
 
-@pytest.mark.xfail(strict=True, reason="from_dict re-raises a config class's own check (TrackerConfig.__post_init__) "
-                                       "without its section: 'low_score: ...' instead of 'tracker.low_score: ...'")
 def test_cross_field_check_names_the_full_key(cli_main, clip, tmp_path):
     r = cli_main("process", clip, "-o", tmp_path / "o", "-q", "--set", "tracker.low_score=0.9")
     assert_one_line_error(r, "tracker.low_score")

@@ -117,7 +117,7 @@ class KeypointAnnotations:
     # -- dataset-specific hooks -------------------------------------------------------------------------
     def area(self, ann: dict, box: np.ndarray) -> float:
         a = ann.get("area")
-        if isinstance(a, (int, float)) and a > 0:
+        if isinstance(a, (int, float)) and math.isfinite(a) and a > 0:
             return float(a)
         return float(box[2] * box[3])
 
@@ -140,10 +140,13 @@ class KeypointAnnotations:
         k = self.skeleton.num_joints
         image_info: dict[int, dict] = {}
         for img in self.raw["images"]:
-            try:
-                image_info[int(img["id"])] = img
-            except (KeyError, TypeError, ValueError):
+            image_id = _as_int(img.get("id")) if isinstance(img, dict) else None
+            if image_id is None:
                 self.report.skip("malformed image entries", repr(img)[:80])
+                continue
+            # A size that is not a positive whole number counts as unknown (boxes are then not clipped).
+            image_info[image_id] = dict(img, width=_as_int(img.get("width")) or 0,
+                                        height=_as_int(img.get("height")) or 0)
         exists: dict[int, bool] = {}
         per_image: dict[int, list[tuple[int, np.ndarray]]] = {}
         for ann in self.raw["annotations"]:
@@ -154,16 +157,17 @@ class KeypointAnnotations:
             if image_id not in exists:
                 path = self.img_dir / str(image_info[image_id].get("file_name", ""))
                 exists[image_id] = (not check_files) or path.is_file()
-                if not exists[image_id]:
-                    self.report.skip("people whose image is missing", str(path))
             if not exists[image_id]:
+                path = self.img_dir / str(image_info[image_id].get("file_name", ""))
+                self.report.skip("people whose image is missing", str(path))
                 continue
-            ann_id = int(ann.get("id", -1))
+            ann_id = _as_int(ann.get("id", -1))
+            ann_id = -1 if ann_id is None else ann_id
             per_image.setdefault(image_id, []).append((ann_id, kpts))
             if max_people is None or len(self.people) < max_people:
                 self.people.append(PersonRecord(image_id, box, kpts, ann_id, 1.0, self.area(ann, box)))
             seg = ann.get("segmentation")
-            if seg and int(ann.get("iscrowd", 0)) == 0:
+            if seg and not ann.get("iscrowd"):
                 self.pool.append(PoolInstance(image_id, ann_id, box, kpts, seg))
         for image_id, items in per_image.items():
             info = image_info[image_id]
@@ -181,15 +185,21 @@ class KeypointAnnotations:
             self.report.skip("malformed annotations", repr(ann)[:80])
             return None
         ann_id = ann.get("id", "?")
-        try:
-            image_id = int(ann["image_id"])
-        except (KeyError, TypeError, ValueError):
+        if not isinstance(ann_id, (int, str)) or _as_int(ann.get("id", 0)) is None:
+            self.report.skip("malformed annotations", f"annotation {str(ann_id)[:40]}: id is not a whole number")
+            return None
+        image_id = _as_int(ann.get("image_id"))
+        if image_id is None:
             self.report.skip("malformed annotations", f"annotation {ann_id}: no image_id")
             return None
         if image_id not in image_info:
             self.report.skip("annotations of unknown images", f"annotation {ann_id}: image {image_id}")
             return None
-        if int(ann.get("iscrowd", 0) or 0):
+        crowd = _as_int(ann.get("iscrowd", 0) or 0)
+        if crowd is None:
+            self.report.skip("malformed annotations", f"annotation {ann_id}: iscrowd is not 0 or 1")
+            return None
+        if crowd:
             self.report.skipped["crowd regions"] += 1
             return None
         try:
@@ -226,12 +236,24 @@ class KeypointAnnotations:
         if rec is not None:
             return rec.path
         for img in self.raw["images"]:
-            if int(img.get("id", -1)) == image_id:
+            if isinstance(img, dict) and _as_int(img.get("id")) == image_id:
                 return self.img_dir / str(img.get("file_name", ""))
         raise KeyError(image_id)
 
     def image_ids(self) -> list[int]:
-        return sorted(int(img["id"]) for img in self.raw["images"] if isinstance(img, dict) and "id" in img)
+        ids = (_as_int(img.get("id")) for img in self.raw["images"] if isinstance(img, dict))
+        return sorted(i for i in ids if i is not None)
+
+
+def _as_int(value: Any) -> int | None:
+    """A JSON number that is a whole, finite value as an int (numeric strings too); None otherwise."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        f = float(value)
+        return int(f) if math.isfinite(f) and f == int(f) else None
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _clip_box(box: np.ndarray, info: dict) -> np.ndarray | None:
@@ -276,10 +298,12 @@ def load_detections(path: str | Path, known_images: set[int], score_thr: float =
     out = []
     for det in raw:
         try:
-            image_id = int(det["image_id"])
+            image_id = _as_int(det["image_id"])
             box = np.asarray(det["bbox"], np.float32).reshape(4)
             score = float(det.get("score", 1.0))
-            cat = int(det.get("category_id", 1))
+            cat = _as_int(det.get("category_id", 1))
+            if image_id is None or cat is None:
+                raise ValueError("id is not a whole number")
         except (KeyError, TypeError, ValueError):
             if report:
                 report.skip("malformed detections", repr(det)[:80])
