@@ -42,11 +42,18 @@ def write_chart(report: dict, path: str | Path) -> Path | None:
         rt = v.get("source_fps")
         if rt:
             axes[0].hlines(rt, j - 0.45, j + 0.45, colors="k", linestyles="dotted", linewidth=1)
-    axes[0].legend(fontsize=8, loc="upper right")
+        ratio = v["ratio"].get("best")
+        if ratio:
+            top = max(_num(v["throughput"][t]["fps"]) for t in ORDER)
+            axes[0].annotate(f"{ratio:.2f}x", (j + width, top * 1.06), ha="center", fontsize=9, fontweight="bold",
+                             color=COLOURS["occlupose"])
+    axes[0].set_ylim(top=max(_num(v["throughput"][t]["fps"]) for v in videos for t in ORDER) * 1.18)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=3, fontsize=9, frameon=False)
     s = report["settings"]
     fig.suptitle(f"occlupose bench: imgsz {s['imgsz']}, {s['device']}, {s['cores']} cores "
                  f"(dotted: source frame rate)", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -426,7 +426,9 @@ class UltralyticsTracker:
         if len(tracks) == 0:
             return FrameTracks.empty(poses.num_joints)
         idx = tracks[:, -1].astype(int)
-        return FrameTracks(tracks[:, 4].astype(np.int64), tracks[:, :4].astype(np.float32),
+        h, w = image.shape[:2]
+        boxes = np.clip(tracks[:, :4], 0, [w, h, w, h])  # as YOLO.track reports them: inside the image
+        return FrameTracks(tracks[:, 4].astype(np.int64), boxes.astype(np.float32),
                            poses.keypoints[idx].astype(np.float32), np.ones(len(tracks), bool))
 
 
