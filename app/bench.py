@@ -46,13 +46,15 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("bench", help="benchmark occlupose against Ultralytics YOLO.track (speed and quality)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video file(s) to measure on")
+    p.add_argument("--short", action="store_true",
+                   help="a quick check (CI): 10 frames, turns of 3, one occlusion of 2 frames per kind")
     p.add_argument("--frames", type=_positive, help="use at most this many frames of each video")
-    p.add_argument("--chunk", type=_positive, default=30, help="frames per turn when contenders alternate (30)")
-    p.add_argument("--occlude-frames", type=_positive, nargs="+", default=[10], metavar="K",
+    p.add_argument("--chunk", type=_positive, help="frames per turn when contenders alternate (30)")
+    p.add_argument("--occlude-frames", type=_positive, nargs="+", metavar="K",
                    help="frames each occlusion covers its person (one stressed copy per K; default 10)")
     p.add_argument("--occlude-kinds", nargs="+", choices=KINDS, default=list(KINDS),
                    help="occluders: grey block, pasted person walking past (default both)")
-    p.add_argument("--occlude-events", type=_positive, default=8, help="most occlusions per stressed copy (8)")
+    p.add_argument("--occlude-events", type=_positive, help="most occlusions per stressed copy (8)")
     p.add_argument("--ultralytics-threads", type=_positive,
                    help="torch threads for Ultralytics (default: what Ultralytics sets itself)")
     p.add_argument("--coco", metavar="ANNOTATIONS.json",
@@ -85,9 +87,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _apply_defaults(args: argparse.Namespace) -> None:
+    """Fill the settings left unset, from the full or the short defaults."""
+    short = getattr(args, "short", False)
+    defaults = {"frames": 10 if short else None, "chunk": 3 if short else 30,
+                "occlude_frames": [2] if short else [10], "occlude_events": 1 if short else 8}
+    for key, value in defaults.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+
+
 # ---------------------------------------------------------------------------------------- running
 
 def run_bench(args: argparse.Namespace, cfg: PipelineConfig) -> dict:
+    _apply_defaults(args)
     if cfg.pose.backend != "yolo":
         raise ConfigError("pose.backend: the benchmark compares the yolo backend (Ultralytics has no other)")
     for v in args.videos:

@@ -16,9 +16,8 @@ def short_run(tmp_path_factory, demo_clip):
     out = tmp_path_factory.mktemp("bench")
     buf = io.StringIO()
     with redirect_stdout(buf):
-        code = main(["bench", str(demo_clip), "--frames", "8", "--chunk", "3", "--occlude-frames", "2",
-                     "--occlude-events", "1", "--imgsz", "320", "--device", "cpu", "-o", str(out), "--name", "short",
-                     "-q"])
+        code = main(["bench", str(demo_clip), "--short", "--frames", "8", "--imgsz", "320", "--device", "cpu",
+                     "-o", str(out), "--name", "short", "-q"])
     return code, buf.getvalue(), out
 
 
