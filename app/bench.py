@@ -177,18 +177,17 @@ def bench_video(video: str, pipeline: Pipeline, cfg: PipelineConfig, args, out: 
     runs: dict[str, RunStats] = {c.stats.name: c.stats for c in contenders}
     n = len(occ.poses)
     quality = _quality(video, n, occ, runs, pipeline, cfg, args, name)
-    first = open_source(video)
     speed = {k: {"label": r.label, "fps": round(r.fps, 3), "seconds": round(r.seconds, 3), "frames": r.frames,
                  "includes": r.includes, "threads": r.threads} for k, r in runs.items()}
     occ_fps = runs["occlupose"].fps
     best = max(runs["bytetrack"].fps, runs["botsort"].fps)
     return {
-        "video": name, "path": str(video), "source_fps": first.fps, "frames": n,
+        "video": name, "path": str(video), "source_fps": source.fps, "frames": n,
         "size": list(occ.size) if occ.size else None,
         "throughput": speed,
         "ratio": {"bytetrack": _ratio(occ_fps, runs["bytetrack"].fps), "botsort": _ratio(occ_fps, runs["botsort"].fps),
                   "best": _ratio(occ_fps, best)},
-        "realtime": _ratio(occ_fps, first.fps or 0.0),
+        "realtime": _ratio(occ_fps, source.fps or 0.0),
         "stages_ms": {k: round(v, 3) for k, v in stage_summary(runs["occlupose"]).items()},
         "frame_ms": round(frame_ms(runs["occlupose"]), 3),
         "tracking_share": round(tracking_share(runs["occlupose"]), 5),

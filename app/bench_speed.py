@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -57,6 +58,21 @@ class RunStats:
     def stage_ms(self) -> dict[str, float]:
         """Mean milliseconds per timed frame of each stage."""
         return {k: v / self.frames * 1e3 for k, v in self.stages.items()} if self.frames else {}
+
+
+class Contender(Protocol):
+    stats: RunStats
+
+    def warm_up(self) -> bool:
+        """Process the first frame, untimed; False when there is none."""
+        ...
+
+    def run(self, n: int) -> int:
+        """Process up to ``n`` more frames, timed; returns how many there were."""
+        ...
+
+    def close(self) -> None:
+        ...
 
 
 def limited(path: str, max_frames: int | None) -> Iterator[Frame]:
@@ -217,7 +233,7 @@ class OccluposeContender:
                 self.writer.close()
 
 
-def race(contenders: list, chunk: int, progress=None) -> None:
+def race(contenders: list[Contender], chunk: int, progress=None) -> None:
     """Run every contender over all its frames in turns of ``chunk`` frames (see the module docstring)."""
     active = [c for c in contenders if c.warm_up()]
     turn = 0
