@@ -299,7 +299,7 @@ def load_detections(path: str | Path, known_images: set[int], score_thr: float =
     for det in raw:
         try:
             image_id = _as_int(det["image_id"])
-            box = np.asarray(det["bbox"], np.float32).reshape(4)
+            box = np.asarray(det["bbox"], np.float64).reshape(4)  # float64: huge values stay finite to check
             score = float(det.get("score", 1.0))
             cat = _as_int(det.get("category_id", 1))
             if image_id is None or cat is None:
@@ -314,9 +314,12 @@ def load_detections(path: str | Path, known_images: set[int], score_thr: float =
             if report:
                 report.skip("detections of unknown images", f"image {image_id}")
             continue
-        if not np.isfinite(box).all() or box[2] <= 0 or box[3] <= 0 or not math.isfinite(score):
+        # within float32's range (NaN and infinities fail the comparison too)
+        in_range = (np.abs(box) < np.finfo(np.float32).max).all()
+        if not in_range or box[2] <= 0 or box[3] <= 0 or not math.isfinite(score):
             if report:
                 report.skip("malformed detections", f"image {image_id}: box {box.tolist()}")
             continue
+        box = box.astype(np.float32)
         out.append(PersonRecord(image_id, box, None, -1, score, float(box[2] * box[3])))
     return out
