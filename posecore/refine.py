@@ -1,5 +1,14 @@
 """The refiner stage: FGMH-GCN per person and CoupleGraph per overlapping pair, on given poses.
 
+Two refiners share the contract ``refine(frame, poses, features) -> Poses``:
+
+* :class:`YoloRefiner` (the one the pipeline uses): the trained ``yolo_refiner``
+  (:mod:`posecore.refine_model`) on YOLO11n-pose's poses and the neck maps of the same detection pass,
+  caught by :class:`posecore.yolo_features.YoloFeatureTap`. :func:`build_default_refiner` gives the
+  shipped one for a detector, or None where it should stay off.
+* :class:`Refiner`: stand-alone FGMH-GCN and/or CoupleGraph checkpoints on an image-level feature map,
+  as follows.
+
 ``Refiner.refine(frame, poses, features) -> Poses`` moves joints; confidences and ``seen`` flags are
 kept. ``features`` is an optional image-level feature map float[C, Hf, Wf] covering the whole frame
 (e.g. a detector neck output), read with the pixel convention of :mod:`posecore.codecs`:
@@ -15,6 +24,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,12 +34,16 @@ import torch.nn.functional as F
 from .codecs.grid import input_to_normalized, normalized_to_input
 from .config import option
 from .device import resolve_device
-from .errors import ConfigError
+from .errors import ConfigError, WeightsError
 from .estimators.crops import box_to_center_scale, crop_to_image, image_to_crop
 from .models.couplegraph import CoupleGraph, assign_pairs, select_pairs
 from .models.gcn import FGMHGCN
+from .refine_model import YoloRefinerNet
 from .types import Poses
-from .weights import load_checkpoint
+from .weights import load_checkpoint, read_checkpoint
+from .yolo_features import YoloFeatures, YoloFeatureTap
+
+SHIPPED_WEIGHTS = "refiner_yolo11n.pt"
 
 
 @dataclass
@@ -137,3 +152,104 @@ class Refiner:
         for person in np.flatnonzero(best >= 0):
             xy[person] = refined[best[person], slot[person]]
         return xy
+
+
+# --------------------------------------------------------------------------------------------- YOLO refiner
+def shipped_refiner_path() -> Path:
+    """The refiner weights shipped in the package (trained by ``configs/train/refiner_yolo11n.yaml``)."""
+    return Path(str(resources.files("posecore.assets") / "weights" / SHIPPED_WEIGHTS))
+
+
+class YoloRefiner:
+    """The trained ``yolo_refiner`` on YOLO pose estimates, reading the detector's own neck maps.
+
+    ``refine(frame, poses, features)``: ``features`` are the :class:`YoloFeatures` of the detection pass
+    that produced ``poses`` (``tap.take()`` in the detecting thread, right after ``detect``). Joints move;
+    confidences, ``seen`` flags, boxes and scores are kept. All people go through one forward pass.
+    ``tap`` is the :class:`YoloFeatureTap` on the detector's model when built by
+    :func:`build_default_refiner`.
+    """
+
+    requires_features = True
+
+    def __init__(self, net: YoloRefinerNet, iou_threshold: float = 0.3, max_pairs: int = 32,
+                 device: str | torch.device = "cpu", tap: YoloFeatureTap | None = None, info: dict | None = None):
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.net = net.eval().to(self.device)
+        self.iou_threshold, self.max_pairs = float(iou_threshold), int(max_pairs)
+        self.tap = tap
+        self.info = dict(info or {})
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", tap: YoloFeatureTap | None = None
+                        ) -> "YoloRefiner":
+        net, config = load_checkpoint(path)
+        if not isinstance(net, YoloRefinerNet):
+            raise WeightsError(f"{path}: holds {config['name']}, not a yolo_refiner")
+        extra = read_checkpoint(path).extra
+        return cls(net, float(extra.get("iou_threshold", 0.3)), device=device, tap=tap, info=extra)
+
+    @property
+    def in_channels(self) -> tuple[int, ...]:
+        return self.net.in_channels
+
+    @torch.inference_mode()
+    def refine(self, frame: np.ndarray, poses: Poses, features: YoloFeatures | None = None) -> Poses:
+        if len(poses) == 0:
+            return poses
+        if not isinstance(features, YoloFeatures):
+            raise ValueError("the YOLO refiner needs the detector's neck maps of this frame (YoloFeatures); "
+                             "take them from its YoloFeatureTap after detect()")
+        if features.channels != self.in_channels:
+            raise ValueError(f"feature maps with {features.channels} channels; this refiner reads {self.in_channels}")
+        xy = poses.keypoints[..., :2]
+        feats = None if self.net.proj is None else features.sample(xy, frame.shape[:2]).to(self.device)
+        grid, step = features.sample_grid(xy, frame.shape[:2], self.net.radius, self.net.grid_step)
+        kp = torch.from_numpy(poses.keypoints).to(self.device)
+        boxes = torch.from_numpy(poses.boxes).to(self.device)
+        pairs, ious = select_pairs(poses.boxes, self.iou_threshold, self.max_pairs)
+        out = self.net(kp, boxes, feats, grid.to(self.device), torch.full((len(poses),), step, device=self.device),
+                       torch.from_numpy(pairs).to(self.device))
+        xy = YoloRefinerNet.assemble(out, pairs, ious).float().cpu().numpy()
+        kpts = poses.keypoints.copy()
+        kpts[..., :2] = xy
+        return Poses(poses.boxes, poses.scores, kpts, poses.seen.copy(), poses.skeleton)
+
+
+def build_default_refiner(detector, mode: str = "auto", weights: str | os.PathLike | None = None,
+                          device: str = "cpu") -> YoloRefiner | None:
+    """The shipped refiner for ``detector`` (a :class:`posecore.detector.Detector`), with a feature tap
+    on its model, or None.
+
+    ``mode``: ``off`` -> None; ``on`` -> the refiner whenever it fits the detector; ``auto`` -> only when
+    the shipped weights were measured to help (``enabled_by_default`` in the checkpoint, set by
+    ``python -m train fit`` from the held-out evaluation). It fits a detector with a pose head whose neck
+    has the channels the weights were trained on (YOLO11n-pose: 64, 128, 256); another model -> None.
+    """
+    if mode not in ("auto", "on", "off"):
+        raise ConfigError(f"refine: mode must be auto, on or off, got {mode!r}")
+    if mode == "off" or not getattr(detector, "has_pose_head", False):
+        return None
+    path = Path(weights) if weights is not None else shipped_refiner_path()
+    if weights is None and not path.is_file():
+        return None
+    info = read_checkpoint(path).extra
+    if mode == "auto" and not info.get("enabled_by_default", False):
+        return None
+    tap = YoloFeatureTap(detector.model)
+    head_in = tuple(int(c) for c in _head_channels(tap))
+    refiner = YoloRefiner.from_checkpoint(path, device=device, tap=tap)
+    if head_in and head_in != refiner.in_channels:
+        tap.close()
+        return None
+    return refiner
+
+
+def _head_channels(tap: YoloFeatureTap) -> tuple[int, ...]:
+    """Input channels of the hooked model's head (from its first conv of each level), or () if unknown."""
+    head = tap.heads[0] if tap.heads else None
+    cv2 = getattr(head, "cv2", None)
+    try:
+        return tuple(int(seq[0].conv.in_channels) for seq in cv2)
+    except (TypeError, AttributeError, IndexError):
+        return ()
