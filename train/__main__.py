@@ -4,6 +4,7 @@
     torchrun --nproc_per_node=8 -m train fit --config configs/train/dag_w32_coco.yaml
     python -m train eval --config configs/train/dag_w32_coco.yaml --weights runs/dag_w32_coco/best.pt
     python -m train eval --config ... --predictions results.json      (score a COCO results file)
+    python -m train eval-pipeline --config configs/train/refiner_yolo11n.yaml   (base vs base + refiner)
 
 A wrong setting or a missing file prints one line and exits with status 2.
 """
@@ -18,7 +19,7 @@ from posecore.errors import OccluposeError
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train", description="Train and evaluate top-down pose models.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{fit,eval}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{fit,eval,eval-pipeline}")
 
     fit = sub.add_parser("fit", help="train (resumes from OUTPUT_DIR/last_state.pt when present)")
     fit.add_argument("--config", required=True, help="training YAML (see configs/train)")
@@ -31,6 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--predictions", help="a COCO keypoint results JSON to score instead of a model")
     ev.add_argument("--output", help="folder for results.json and metrics.json (default: beside the weights)")
     ev.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. eval.flip_test=false")
+
+    ep = sub.add_parser("eval-pipeline", help="the yolo pipeline with and without the refiner, held-out split")
+    ep.add_argument("--config", required=True, help="a refiner YAML with distill.heldout (configs/train/refiner_*)")
+    ep.add_argument("--weights", help="refiner checkpoint (default: distill.ship_to, the shipped weights)")
+    ep.add_argument("--output", help="folder for pipeline_eval.json (default: OUTPUT_DIR/eval_pipeline)")
+    ep.add_argument("--no-speed", action="store_true", help="skip the speed measurement")
+    ep.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     return p
 
 
@@ -41,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "fit":
             commands.fit(args.config, args.overrides)
+        elif args.command == "eval-pipeline":
+            commands.eval_pipeline(args.config, args.overrides, weights=args.weights, output=args.output,
+                                   speed=not args.no_speed)
         else:
             commands.evaluate(args.config, args.overrides, weights=args.weights, predictions=args.predictions,
                               output=args.output)

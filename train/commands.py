@@ -69,6 +69,12 @@ def fit(config: str | Path | None, overrides: Sequence[str] = (), out: Print = _
     """Train as configured; resume automatically from ``output_dir/last_state.pt``."""
     cfg = load_config(config, overrides)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if cfg.distill is not None:  # the YOLO-feature refiner: distilled on frames, one process
+        from .distill_fit import fit_distill
+
+        _seed(cfg.solver.seed, 0)
+        _write_config(cfg)
+        return fit_distill(cfg, out)
     dist_info, device = distributed.setup(cfg.solver.device)
     say = out if dist_info.is_main else (lambda msg: None)
     try:
@@ -251,3 +257,16 @@ def evaluate(config: str | Path | None, overrides: Sequence[str] = (), weights: 
         out(line)
     note(f"wrote {out_dir / 'metrics.json'}" + ("" if predictions else f" and {out_dir / 'results.json'}"))
     return metrics
+
+
+def eval_pipeline(config: str | Path, overrides: Sequence[str] = (), weights: str | Path | None = None,
+                  output: str | Path | None = None, speed: bool = True, out: Print = print,
+                  note: Print = _stderr) -> dict:
+    """The yolo pipeline with and without the refiner on the config's held-out split (``distill.heldout``)."""
+    from .pipeline_eval import evaluate_pipeline
+
+    cfg = load_config(config, overrides)
+    if cfg.distill is None:
+        raise ConfigError("distill: eval-pipeline needs a refiner config with a distill.heldout split")
+    out_dir = Path(output) if output else cfg.output_dir / "eval_pipeline"
+    return evaluate_pipeline(cfg, weights, out=out, note=note, speed=speed, output=out_dir)

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from posecore.config import apply_overrides, from_dict, load_yaml, option
 
+from .distill_config import DistillConfig
+
 DatasetFormat = Literal["coco", "crowdpose", "ochuman"]
 
 
@@ -220,6 +222,8 @@ class TrainConfig:
     solver: SolverConfig = field(default_factory=SolverConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     refiner: RefinerConfig = field(default_factory=RefinerConfig)
+    # Set: train the YOLO-feature refiner by distillation (train/distill_fit.py) instead of a pose model.
+    distill: DistillConfig | None = None
     output_dir: Path = Path("runs/train")
 
 
