@@ -42,6 +42,15 @@ def _run(model):
         out = model(kp, boxes)
         assert out.shape == (3, 2, k, 2)
         return out
+    if type(model).__name__ == "YoloRefinerNet":  # registered by posecore.refine_model (the runtime refiner)
+        k, n = model.num_joints, 3
+        kp = torch.cat([torch.rand(n, k, 2) * 100, torch.rand(n, k, 1)], -1)
+        boxes = torch.tensor([[0.0, 0, 60, 100], [30, 10, 100, 110], [200, 0, 260, 100]])
+        grid = torch.randn(n, k, (2 * model.radius + 1) ** 2, model.in_channels[0])
+        feats = torch.randn(n, k, sum(model.in_channels))
+        out = model(kp, boxes, feats, grid, torch.full((n,), 4.0), torch.tensor([[0, 1]]))
+        assert out["stages"][-1].shape == (n, k, 2) and out["couple"] is None  # couple off by default
+        return out["stages"]
     raise AssertionError(f"no test input for {type(model).__name__}")
 
 
