@@ -90,6 +90,13 @@ class Detector:
         self._predictor = None
         self._graphs: dict[tuple[int, ...], torch.jit.ScriptModule] = {}
         self._lock = threading.Lock()
+        self.feature_tap = None  # a posecore.yolo_features.YoloFeatureTap that receives each pass's neck maps
+
+    def attach_feature_tap(self, tap) -> None:
+        """Hand every pass's neck maps to ``tap`` (the refiner reads them); graphs traced without are dropped."""
+        with self._lock:
+            self.feature_tap = tap
+            self._graphs.clear()
 
     @classmethod
     def from_config(cls, cfg: DetectorConfig | dict) -> "Detector":
@@ -151,16 +158,22 @@ class Detector:
             with self._lock:
                 graph = self._graphs.get(key)
                 if graph is None:
-                    graph = self._graphs[key] = _freeze(p.model.model, im)
-        return graph(im)
+                    net = p.model.model
+                    module = _HeadOutput(net) if self.feature_tap is None else self.feature_tap.traceable(net)
+                    graph = self._graphs[key] = _freeze(module, im)
+        out = graph(im)
+        if isinstance(out, tuple):  # (head output, P3, P4, P5): the tap's graph
+            self.feature_tap.record(out[1:], im.shape)
+            return out[0]
+        return out
 
 
-def _freeze(net: torch.nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+def _freeze(module: torch.nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
     """A frozen TorchScript trace of ``net`` for inputs shaped like ``example`` (the head's anchors are
     baked in for that shape, hence one graph per shape)."""
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # tracer warnings about Python values taken as constants: intended
-        traced = torch.jit.trace(_HeadOutput(net).eval(), example, check_trace=False)
+        traced = torch.jit.trace(module.eval(), example, check_trace=False)
         return torch.jit.freeze(traced.eval())
 
 

@@ -41,6 +41,9 @@ class PoseConfig:
     weights: str | None = option(None, help="checkpoint for the dag backend")
     seen_threshold: float = option(0.5, ge=0.0, le=1.0, help="joint confidence at which a joint counts as seen")
     flip_test: bool = option(False, help="dag: average with the horizontally flipped crop")
+    refine: Literal["auto", "on", "off"] = option(
+        "auto", help="yolo: the shipped refiner (FGMH-GCN + CoupleGraph on the detector's own features); "
+                     "auto: on only where it was measured to help")
 
 
 @dataclass
@@ -140,6 +143,7 @@ class Pipeline:
         self.estimator = estimator
         self.tracker = tracker
         self.refiner = refiner
+        self.feature_tap = getattr(refiner, "tap", None)
         self.prefetch = prefetch
         self.workers = workers
         self.threads = threads
@@ -153,7 +157,14 @@ class Pipeline:
         if cfg.pose.backend == "yolo" and not detector.has_pose_head:
             raise ConfigError("pose.backend: yolo needs pose weights for the detector (a *-pose.pt model)")
         estimator = build_estimator(cfg.pose, cfg.detector.device)
-        return cls(detector, estimator, Tracker.from_config(cfg.tracker), prefetch=cfg.prefetch,
+        refiner = None
+        if cfg.pose.backend == "yolo":
+            from .refine import build_default_refiner
+
+            refiner = build_default_refiner(detector, cfg.pose.refine)
+            if refiner is not None:
+                detector.attach_feature_tap(refiner.tap)
+        return cls(detector, estimator, Tracker.from_config(cfg.tracker), refiner=refiner, prefetch=cfg.prefetch,
                    workers=cfg.workers, threads=cfg.threads, stills=cfg.stills)
 
     def reset(self) -> None:
@@ -180,15 +191,20 @@ class Pipeline:
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
         detections = self.detector.detect(image)
+        features = self._take_features()
         timings["detect"] = time.perf_counter() - t0
-        return self._poses(image, detections, timings)
+        return self._poses(image, detections, timings, features)
 
-    def _poses(self, image: np.ndarray, detections: Detections, timings: dict[str, float]) -> Poses:
+    def _take_features(self):
+        """The neck maps of the detection just run in this thread, for the refiner (None without one)."""
+        return None if self.feature_tap is None else self.feature_tap.take()
+
+    def _poses(self, image: np.ndarray, detections: Detections, timings: dict[str, float], features=None) -> Poses:
         t1 = time.perf_counter()
         poses = self.estimator.estimate(image, detections)
         t2 = time.perf_counter()
         if self.refiner is not None:
-            poses = self.refiner.refine(image, poses, None)
+            poses = self.refiner.refine(image, poses, features)
         t3 = time.perf_counter()
         timings.update(pose=t2 - t1, refine=t3 - t2)
         return poses
@@ -236,9 +252,10 @@ class Pipeline:
             yield result
 
     def _overlapped(self, ahead: Iterator[_Decoded], workers: int) -> Iterator[FrameResult]:
-        def detect(image: np.ndarray) -> tuple[Detections, float]:
+        def detect(image: np.ndarray):
             t0 = time.perf_counter()
-            return self.detector.detect(image), time.perf_counter() - t0
+            detections = self.detector.detect(image)
+            return detections, self._take_features(), time.perf_counter() - t0
 
         pending: deque[tuple[_Decoded, Future]] = deque()
         exhausted = False
@@ -258,9 +275,9 @@ class Pipeline:
                     if not pending:
                         return
                     item, future = pending.popleft()
-                    detections, detect_s = future.result()
+                    detections, features, detect_s = future.result()
                     timings = {"decode": item.seconds, "detect": detect_s, "wait": time.perf_counter() - t0}
-                    poses = self._poses(item.frame.image, detections, timings)
+                    poses = self._poses(item.frame.image, detections, timings, features)
                     yield self.track(item.frame, poses, timings)
             finally:
                 for _, future in pending:
