@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.occlupose-installed
 
-.PHONY: install demo test bench gui gui-screenshot gui-latency clean
+.PHONY: install demo test bench gui gui-screenshot gui-latency train-refiner eval-refiner clean
 
 $(STAMP): pyproject.toml constraints.txt tools/ensure_torchvision.py compat/torchvision-cpu-shim/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ gui-screenshot: install
 
 gui-latency: install
 	QT_QPA_PLATFORM=offscreen $(PY) tools/gui_latency.py --seconds 10 --imgsz 320
+
+train-refiner: install
+	$(PY) -m train fit --config configs/train/refiner_yolo11n.yaml
+
+eval-refiner: install
+	$(PY) -m train eval-pipeline --config configs/train/refiner_yolo11n.yaml
 
 clean:
 	rm -rf $(VENV) outputs
