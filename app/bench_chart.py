@@ -47,7 +47,8 @@ def write_chart(report: dict, path: str | Path) -> Path | None:
             top = max(_num(v["throughput"][t]["fps"]) for t in ORDER)
             axes[0].annotate(f"{ratio:.2f}x", (j + width, top * 1.06), ha="center", fontsize=9, fontweight="bold",
                              color=COLOURS["occlupose"])
-    axes[0].set_ylim(top=max(_num(v["throughput"][t]["fps"]) for v in videos for t in ORDER) * 1.18)
+    highest = max(_num(v["throughput"][t]["fps"]) for v in videos for t in ORDER)
+    axes[0].set_ylim(top=max([highest] + [_num(v.get("source_fps")) for v in videos]) * 1.18)
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=3, fontsize=9, frameon=False)
     s = report["settings"]
