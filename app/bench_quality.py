@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from posecore.boxes import box_iou
 from posecore.types import Poses, Track, TrackState
 from trackers.tracker import Tracker, TrackerConfig
 
@@ -79,19 +80,6 @@ class FrameTracks:
             return False
         ia, ib = np.argsort(a.ids), np.argsort(b.ids)
         return bool((a.ids[ia] == b.ids[ib]).all() and np.allclose(a.boxes[ia], b.boxes[ib], atol=atol))
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """float64[N, M] IoU of boxes float[N, 4] and float[M, 4]."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
 def _match(a: np.ndarray, b: np.ndarray, min_iou: float) -> list[tuple[int, int]]:

@@ -29,7 +29,7 @@ from posecore.draw import DrawOptions, Trails, draw_tracks
 from posecore.io.sources import Frame, open_source
 from posecore.io.threads import BackgroundSink
 from posecore.io.video_writer import VideoWriter
-from posecore.pipeline import Pipeline
+from posecore.pipeline import Pipeline, torch_threads
 from posecore.types import Poses
 
 from .bench_quality import FrameTracks, from_ultralytics_result
@@ -112,9 +112,10 @@ class UltralyticsContender:
         return True
 
     def run(self, n: int) -> int:
-        import torch
+        with torch_threads(self.threads):  # restored afterwards: the caller's setting is not ours to change
+            return self._run(n)
 
-        torch.set_num_threads(self.threads)
+    def _run(self, n: int) -> int:
         done = 0
         stats = self.stats
         while done < n:

@@ -29,3 +29,13 @@ def demo_clip() -> Path:
     from posecore.assets import demo_clip
 
     return demo_clip()
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """Ultralytics sets torch's thread count when it builds a predictor; no test may pass that on."""
+    import torch
+
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)

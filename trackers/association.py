@@ -11,25 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from posecore.boxes import box_iou  # noqa: F401  (part of this module's API)
+
 _EPS = 1e-9
 _FORBIDDEN = 1e6  # cost put on gated pairs; far above any allowed cost, which are all in [0, a few]
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """float64[N, M] intersection over union of boxes float[N, 4] and float[M, 4] (x1 y1 x2 y2).
-
-    Empty boxes have IoU 0 with everything, including themselves.
-    """
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > _EPS, inter / np.maximum(union, _EPS), 0.0)
 
 
 def pose_oks(pred_xy: np.ndarray, pred_valid: np.ndarray, det_kpts: np.ndarray, areas: np.ndarray,

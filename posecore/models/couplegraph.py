@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..boxes import box_iou  # noqa: F401  (part of this module's API)
 from ..config import from_dict, option
 from ..skeleton import get_skeleton
 from .gcn import GraphRegressor
@@ -39,19 +40,6 @@ def couple_adjacency(adjacency: np.ndarray) -> np.ndarray:
     idx = np.arange(n)
     out[idx, idx + n] = out[idx + n, idx] = 1.0
     return out
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """float32[N, M] IoU of x1 y1 x2 y2 boxes."""
-    a = np.asarray(a, np.float32).reshape(-1, 4)
-    b = np.asarray(b, np.float32).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
 
 
 def select_pairs(boxes: np.ndarray, iou_threshold: float = 0.3, max_pairs: int | None = None

@@ -128,7 +128,7 @@ def test_training_steps_reach_every_part_and_lower_the_error():
         return local + sum((s - target).abs().mean() for s in out["stages"]) + couple
 
     first = float(loss_of(net(kp, boxes, feats, grid, step, pairs)).detach())
-    for _ in range(30):
+    for _ in range(60):
         loss = loss_of(net(kp, boxes, feats, grid, step, pairs))
         opt.zero_grad()
         loss.backward()
