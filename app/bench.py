@@ -41,21 +41,21 @@ KINDS = ("block", "person")
 
 
 def register(subparsers) -> None:
-    from .cli import add_pipeline_arguments
+    from .cli import add_pipeline_arguments, positive_int
 
     p = subparsers.add_parser("bench", help="benchmark occlupose against Ultralytics YOLO.track (speed and quality)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video file(s) to measure on")
     p.add_argument("--short", action="store_true",
                    help="a quick check (CI): 10 frames, turns of 3, one occlusion of 2 frames per kind")
-    p.add_argument("--frames", type=_positive, help="use at most this many frames of each video")
-    p.add_argument("--chunk", type=_positive, help="frames per turn when contenders alternate (30)")
-    p.add_argument("--occlude-frames", type=_positive, nargs="+", metavar="K",
+    p.add_argument("--frames", type=positive_int, help="use at most this many frames of each video")
+    p.add_argument("--chunk", type=positive_int, help="frames per turn when contenders alternate (30)")
+    p.add_argument("--occlude-frames", type=positive_int, nargs="+", metavar="K",
                    help="frames each occlusion covers its person (one stressed copy per K; default 10)")
     p.add_argument("--occlude-kinds", nargs="+", choices=KINDS, default=list(KINDS),
                    help="occluders: grey block, pasted person walking past (default both)")
-    p.add_argument("--occlude-events", type=_positive, help="most occlusions per stressed copy (8)")
-    p.add_argument("--ultralytics-threads", type=_positive,
+    p.add_argument("--occlude-events", type=positive_int, help="most occlusions per stressed copy (8)")
+    p.add_argument("--ultralytics-threads", type=positive_int,
                    help="torch threads for Ultralytics (default: what Ultralytics sets itself)")
     p.add_argument("--coco", metavar="ANNOTATIONS.json",
                    help="also score keypoint AP on these still images, raw and through the tracker")
@@ -67,15 +67,6 @@ def register(subparsers) -> None:
     add_pipeline_arguments(p)
     p.set_defaults(func=cmd_bench)
 
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -51,7 +51,7 @@ def _positive_seconds(text: str) -> float:
     return v
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
@@ -136,7 +136,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", help="output folder (default outputs/<source name>)")
     p.add_argument("--no-video", action="store_true", help="do not write the annotated video")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")
-    p.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
+    p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--stream-timeout", type=_positive_seconds, default=10.0, metavar="SECONDS",
                    help="give up on a stream URL that sends nothing for this long (default 10)")

@@ -223,10 +223,10 @@ def cmd_soak(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from app.cli import _positive_int
+    from app.cli import positive_int
 
     p = sub.add_parser("soak", help="long synthetic run: memory and track table over time")
-    p.add_argument("--frames", type=_positive_int, default=SoakConfig.frames, help="frames to run (default 20000)")
+    p.add_argument("--frames", type=positive_int, default=SoakConfig.frames, help="frames to run (default 20000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-video", action="store_true", help="skip the annotated video")
     p.add_argument("-o", "--output", help="keep the outputs in this folder (default: a temporary one, removed)")
