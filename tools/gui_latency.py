@@ -112,9 +112,10 @@ def _ms(values) -> str:
 
 def run_window(args, images) -> tuple[list[Row], int]:
     """The full path: capture thread, worker, window, paint."""
-    from PyQt6.QtCore import QEventLoop, QSettings, QTimer
+    from PyQt6.QtCore import QSettings
     from PyQt6.QtWidgets import QApplication
 
+    from app.gui.event_loop import spin_until as spin
     from app.gui.main_window import MainWindow
     from app.services.qt_service import WorkerService
     from app.services.replay import ReplayLiveSource
@@ -140,18 +141,6 @@ def run_window(args, images) -> tuple[list[Row], int]:
         errors: list[str] = []
         service.errorOccurred.connect(lambda kind, msg: errors.append(msg))
         window.open_source("0")
-
-        def spin(until, seconds):
-            # A real event loop, as app.exec() runs it: a loop that polls processEvents would hold the
-            # GIL most of the time and slow the worker down.
-            loop = QEventLoop()
-            check = QTimer()
-            check.timeout.connect(lambda: loop.quit() if until() else None)
-            check.start(20)
-            QTimer.singleShot(int(seconds * 1000), loop.quit)
-            if not until():
-                loop.exec()
-            check.stop()
 
         spin(lambda: bool(rows) or bool(errors), 300)  # the model loads first
         rows.clear()  # the first frame pays for the model's warm-up

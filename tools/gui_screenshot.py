@@ -34,9 +34,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     use_pyqt_plugins()  # cv2's Qt 5 plugins would break the xcb platform: see app/gui/qt_env.py
-    from PyQt6.QtCore import QEventLoop, QSettings, QTimer
+    from PyQt6.QtCore import QSettings
     from PyQt6.QtWidgets import QApplication
 
+    from app.gui.event_loop import spin_until as spin
     from app.gui.main_window import MainWindow
     from app.services.qt_service import WorkerService
     from app.services.worker import Status
@@ -55,18 +56,6 @@ def main(argv=None) -> int:
         window.show()
         errors: list[str] = []
         window.service.errorOccurred.connect(lambda kind, msg: errors.append(msg))
-
-        def spin(until, seconds: float) -> bool:
-            # A real event loop (a polling loop would hold the GIL and slow the worker down).
-            loop = QEventLoop()
-            check = QTimer()
-            check.timeout.connect(lambda: loop.quit() if until() else None)
-            check.start(20)
-            QTimer.singleShot(int(seconds * 1000), loop.quit)
-            if not until():
-                loop.exec()
-            check.stop()
-            return bool(until())
 
         window.open_source(source)
         reached = spin(lambda: errors or window.state.status == Status.ENDED
