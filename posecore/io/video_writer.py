@@ -2,8 +2,12 @@
 
 The MP4 is fragmented, one fragment per frame, flushed to the file as it is written, and the encoder
 works without look-ahead, so even a run that is killed outright (SIGKILL, power loss) leaves a file
-that plays up to the last frame handed to the encoder; a normal close finalises it. The cost is
-about a tenth more bytes than a look-ahead encode in one piece.
+that plays up to the last frame handed to the encoder; a normal close finalises it.
+
+Encoding shares the CPU with inference, so it is tuned for speed: x264's ``ultrafast`` preset and
+OpenCV's BGR->I420 conversion instead of swscale's. At 1080p that is about 10 ms of CPU a frame
+against 35 ms for ``veryfast`` with swscale, for about a fifth more bytes at the same CRF (and a
+closer match to the source: swscale's default conversion darkens by 1-3 levels).
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | Path, fps: float | None, width: int, height: int, codec: str = "auto",
-                 crf: int = 23, max_side: int = MAX_SIDE):
+                 crf: int = 23, preset: str = "ultrafast", max_side: int = MAX_SIDE):
         import av
 
         self.path = Path(path)
@@ -83,7 +87,7 @@ class VideoWriter:
             if self.codec == "libx264":
                 # zerolatency: no look-ahead or B-frames, so each frame leaves the encoder at once and
                 # decode order equals display order (a cut file ends cleanly); it also needs less memory.
-                stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}
+                stream.options = {"crf": str(crf), "preset": preset, "tune": "zerolatency"}
             else:
                 stream.bit_rate = 4_000_000
                 stream.options = {"bf": "0"}
@@ -98,6 +102,7 @@ class VideoWriter:
         """Encode one frame. A frame of another size (a stream that changes resolution) is scaled to fit
         the video's size, keeping its aspect ratio."""
         import av
+        import cv2
 
         if self._closed:
             raise OutputError(f"cannot write video {self.path}: already closed")
@@ -107,7 +112,7 @@ class VideoWriter:
             padded = np.zeros((self._h, self._w, 3), np.uint8)
             padded[: self.height, : self.width] = image
             image = padded
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2YUV_I420), format="yuv420p")
         frame.pts = self.frames_written
         try:
             for packet in self._stream.encode(frame):

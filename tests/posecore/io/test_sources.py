@@ -30,6 +30,22 @@ def test_video_roundtrip_keeps_frames_and_rate(tmp_path):
     assert abs(int((frames[4].image[24, :, 0] > 128).sum()) - 20) <= 3
 
 
+def test_written_colours_decode_as_written(tmp_path):
+    # Flat patches of distinct colours: a swapped channel order or chroma plane would show at once.
+    colours = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (40, 160, 220), (128, 128, 128), (250, 250, 250)]
+    img = np.zeros((64, 32 * len(colours), 3), np.uint8)
+    for i, c in enumerate(colours):
+        img[:, 32 * i: 32 * (i + 1)] = c
+    path = tmp_path / "colours.mp4"
+    with VideoWriter(path, 10, img.shape[1], img.shape[0]) as v:
+        for _ in range(3):
+            v.write(img)
+    decoded = next(iter(open_source(str(path)))).image.astype(int)
+    for i, c in enumerate(colours):
+        patch = decoded[16:48, 32 * i + 8: 32 * i + 24].reshape(-1, 3).mean(axis=0)
+        assert np.abs(patch - np.array(c)).max() < 8, (c, patch.round(1))
+
+
 def test_odd_sized_frames_are_padded_not_rejected(tmp_path):
     path = tmp_path / "odd.mp4"
     _write_clip(path, n=3, size=(63, 47))
