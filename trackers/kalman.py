@@ -1,15 +1,18 @@
-"""Kalman filters for one person's box and for all tracked joints.
+"""Kalman filters for people's boxes and joints, batched over all tracks.
 
-Both use a constant-velocity model with piecewise white acceleration noise, and both scale their noise
-by the person's size (``sqrt(w * h)`` of the box, at least 1 px) so they behave the same at any image
-resolution or distance from the camera.
+Both use a constant-velocity model with piecewise white acceleration noise (filterpy's
+``Q_discrete_white_noise``), and both scale their noise by the person's size (``sqrt(w * h)`` of the
+box, at least 1 px) so they behave the same at any image resolution or distance from the camera.
 
-* :class:`BoxKalman` is one ``filterpy.kalman.KalmanFilter`` per track over ``(cx, cy, w, h)`` and their
-  velocities: eight states, four measurements, a handful of tracks per frame.
-* :class:`KeypointKalman` filters every joint of every track at once. Its x and y axes and its joints
-  are independent 2-state filters (position, velocity) that share one model, so instead of ``T * K``
-  filterpy objects the same equations run as NumPy array operations over ``[T, K]``; a test checks the
-  numbers against filterpy's ``KalmanFilter`` for one joint. The measurement variance of a joint is
+Every coordinate of both is an independent 2-state filter (position, velocity): the models are
+block-diagonal and the measurement noise diagonal, so nothing couples x with y or one joint with
+another. :class:`ConstantVelocity` runs those equations as NumPy array operations over all tracks at
+once, with no per-track Python loop; tests check its numbers against filterpy's ``KalmanFilter`` (an
+8-state box filter and a 2-state joint filter). On it:
+
+* :class:`BoxKalman` filters ``(cx, cy)`` and ``(w, h)`` of each track, measurement std a fraction of
+  the box size.
+* :class:`KeypointKalman` filters every joint. The measurement variance of a joint is
   ``(meas_std * joint_scale * size)^2 / confidence``: a doubtful joint moves the estimate less, and a
   joint below ``min_conf`` is not measured at all, so it is predicted from its velocity instead of being
   frozen or dropped. (The tracker sets ``joint_scale`` to ``sqrt(sigma / mean sigma)`` of the skeleton's
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import numpy as np
 from filterpy.common import Q_discrete_white_noise
-from filterpy.kalman import KalmanFilter
 
 MIN_SIZE = 1.0  # px; floor for the noise scale so zero-size boxes keep a finite, positive noise
 
@@ -54,73 +56,121 @@ def box_size(box: np.ndarray) -> np.ndarray:
     return np.maximum(np.sqrt(w * h), MIN_SIZE)
 
 
-class BoxMotion:
-    """Transition and unit process noise of the box filter for a step of ``dt`` frames (cached per dt)."""
+class ConstantVelocity:
+    """Constant-velocity filters for P parts (2-D points) of each of T tracks (rows are tracks).
 
-    def __init__(self) -> None:
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    State: position float64[T, P, 2], velocity float64[T, P, 2] and a 2x2 covariance (``p_pp``, ``p_pv``,
+    ``p_vv`` float64[T, P]) shared by x and y, since both axes always get the same noise.
+    """
 
-    def __call__(self, dt: int) -> tuple[np.ndarray, np.ndarray]:
-        """(F float64[8, 8], Q for unit acceleration variance float64[8, 8]); state order cx cy w h, then velocities."""
-        if dt not in self._cache:
-            f = np.eye(8)
-            f[:4, 4:] = np.eye(4) * dt
-            q = Q_discrete_white_noise(dim=2, dt=float(dt), var=1.0, block_size=4, order_by_dim=False)
-            self._cache[dt] = (f, q)
-        return self._cache[dt]
+    def __init__(self, num_parts: int) -> None:
+        self.num_parts = num_parts
+        self.pos = np.zeros((0, num_parts, 2))
+        self.vel = np.zeros((0, num_parts, 2))
+        self.p_pp = np.zeros((0, num_parts))
+        self.p_pv = np.zeros((0, num_parts))
+        self.p_vv = np.zeros((0, num_parts))
+        self._q: dict[int, np.ndarray] = {}
 
+    def __len__(self) -> int:
+        return len(self.pos)
 
-def _inv_diagonal(s: np.ndarray) -> np.ndarray:
-    """Inverse of a diagonal matrix. The box filter's innovation covariance is diagonal: its four
-    coordinates never mix (diagonal R, block-diagonal F, Q and initial P), so this replaces a general
-    4x4 inverse in filterpy's update."""
-    return np.diag(1.0 / s.diagonal())
+    def add(self, pos: np.ndarray, pos_var: np.ndarray, vel_var: np.ndarray) -> None:
+        """Append rows at rest at float[N, P, 2] ``pos`` with variances float[N, P] of position and velocity."""
+        n = len(pos)
+        self.pos = np.concatenate([self.pos, np.asarray(pos, np.float64).reshape(n, self.num_parts, 2)])
+        self.vel = np.concatenate([self.vel, np.zeros((n, self.num_parts, 2))])
+        self.p_pp = np.concatenate([self.p_pp, np.broadcast_to(pos_var, (n, self.num_parts))])
+        self.p_pv = np.concatenate([self.p_pv, np.zeros((n, self.num_parts))])
+        self.p_vv = np.concatenate([self.p_vv, np.broadcast_to(vel_var, (n, self.num_parts))])
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Keep only rows where bool[T] ``mask`` is True (order preserved)."""
+        for name in ("pos", "vel", "p_pp", "p_pv", "p_vv"):
+            setattr(self, name, getattr(self, name)[mask])
+
+    def predict(self, dt: int, accel_var: np.ndarray, damping: np.ndarray | None = None) -> None:
+        """Advance all rows by ``dt`` frames.
+
+        accel_var float[T] or float[T, P]: variance of the velocity change per frame; damping float[T, P]:
+        factor on the velocity before the step (a linear map of the state, so P <- D P D).
+        """
+        if damping is not None:
+            self.vel *= damping[..., None]
+            self.p_pv *= damping
+            self.p_vv *= damping * damping
+        if dt not in self._q:
+            self._q[dt] = Q_discrete_white_noise(dim=2, dt=float(dt), var=1.0)
+        q = self._q[dt]
+        var = np.asarray(accel_var, np.float64)
+        var = var[:, None] if var.ndim == 1 else var
+        self.pos += dt * self.vel
+        self.p_pp += 2 * dt * self.p_pv + dt * dt * self.p_vv + q[0, 0] * var
+        self.p_pv += dt * self.p_vv + q[0, 1] * var
+        self.p_vv += q[1, 1] * var
+
+    def update(self, rows: np.ndarray, z: np.ndarray, r: np.ndarray, use: np.ndarray | None = None) -> None:
+        """Correct rows int[M] with measured positions float[M, P, 2] of variance float[M, P]; parts where
+        bool[M, P] ``use`` is False keep their prediction."""
+        pp, pv, vv = self.p_pp[rows], self.p_pv[rows], self.p_vv[rows]
+        s = pp + r
+        k0, k1 = pp / s, pv / s
+        if use is not None:
+            k0, k1 = np.where(use, k0, 0.0), np.where(use, k1, 0.0)
+        innov = z - self.pos[rows]
+        self.pos[rows] += k0[..., None] * innov
+        self.vel[rows] += k1[..., None] * innov
+        # Joseph form, as filterpy does: (I - KH) P (I - KH)' + K R K'.
+        a = 1.0 - k0
+        self.p_pp[rows] = a * a * pp + k0 * k0 * r
+        self.p_pv[rows] = a * (pv - k1 * pp) + k0 * k1 * r
+        self.p_vv[rows] = k1 * k1 * pp - 2 * k1 * pv + vv + k1 * k1 * r
 
 
 class BoxKalman:
-    """Constant-velocity box filters of T tracks (rows): one ``filterpy`` ``KalmanFilter`` per track
-    over (cx, cy, w, h) and their velocities.
+    """Constant-velocity box filters of T tracks (rows) over (cx, cy, w, h) and their velocities.
 
     Standard deviations are fractions of the box size: ``meas_std`` of a measured coordinate,
     ``accel_std`` of the change of velocity per frame, ``init_vel_std`` of the unknown velocity at birth.
-    The methods take and return arrays over all rows so callers need no per-track code.
     """
 
     def __init__(self, meas_std: float, accel_std: float, init_vel_std: float) -> None:
         self.meas_std = meas_std
         self.accel_std = accel_std
         self.init_vel_std = init_vel_std
-        self.filters: list[KalmanFilter] = []
-        self._h = np.eye(4, 8)
+        self.cv = ConstantVelocity(2)  # part 0: centre (cx, cy); part 1: size (w, h)
 
     def __len__(self) -> int:
-        return len(self.filters)
+        return len(self.cv)
 
     def add(self, boxes: np.ndarray) -> None:
         """Start filters at boxes float[N, 4] (x1 y1 x2 y2), at rest."""
         zs = box_to_z(np.asarray(boxes, np.float64).reshape(-1, 4))
-        sizes = _z_size(zs)
-        for z, s in zip(zs, sizes):
-            kf = KalmanFilter(dim_x=8, dim_z=4)
-            kf.H = self._h
-            kf.inv = _inv_diagonal
-            kf.x[:4, 0] = z
-            kf.P = np.diag([(self.meas_std * s) ** 2] * 4 + [(self.init_vel_std * s) ** 2] * 4)
-            self.filters.append(kf)
+        sizes = _z_size(zs)[:, None]
+        self.cv.add(zs.reshape(-1, 2, 2), (self.meas_std * sizes) ** 2, (self.init_vel_std * sizes) ** 2)
 
     def keep(self, mask: np.ndarray) -> None:
         """Keep only rows where bool[T] ``mask`` is True (order preserved)."""
-        self.filters = [f for f, k in zip(self.filters, mask) if k]
+        self.cv.keep(mask)
 
     def state(self) -> np.ndarray:
         """float64[T, 8] current cx cy w h and their velocities (per frame) of every row."""
-        if not self.filters:
-            return np.zeros((0, 8))
-        return np.array([f.x[:, 0] for f in self.filters])
+        n = len(self.cv)
+        return np.concatenate([self.cv.pos.reshape(n, 4), self.cv.vel.reshape(n, 4)], 1)
+
+    def covariance(self, row: int) -> np.ndarray:
+        """float64[8, 8] state covariance of one row, in the order of :meth:`state` (as filterpy holds it)."""
+        p = np.zeros((8, 8))
+        for part in range(2):
+            for axis in range(2):
+                i, j = 2 * part + axis, 4 + 2 * part + axis
+                p[i, i], p[i, j], p[j, i] = self.cv.p_pp[row, part], self.cv.p_pv[row, part], self.cv.p_pv[row, part]
+                p[j, j] = self.cv.p_vv[row, part]
+        return p
 
     def z(self) -> np.ndarray:
         """float64[T, 4] current cx cy w h of every row."""
-        return self.state()[:, :4]
+        return self.cv.pos.reshape(-1, 4)
 
     def boxes(self) -> np.ndarray:
         """float64[T, 4] current x1 y1 x2 y2 of every row."""
@@ -130,49 +180,34 @@ class BoxKalman:
         """float64[T] current size sqrt(w * h) of every row, at least MIN_SIZE."""
         return _z_size(self.z())
 
-    def predict(self, motion: tuple[np.ndarray, np.ndarray], damping: np.ndarray,
-                size_damping: np.ndarray | None = None) -> None:
-        """Advance every row by one step of ``motion`` (from :class:`BoxMotion`).
+    def predict(self, dt: int, damping: np.ndarray, size_damping: np.ndarray | None = None) -> None:
+        """Advance every row by ``dt`` frames.
 
         damping float[T]: factor on each row's velocity before the step (1 = none); size_damping
         float[T]: the factor for the velocity of width and height instead (default: ``damping``).
         """
-        f, q_unit = motion
-        q_var = (self.accel_std * self.sizes()) ** 2
-        if size_damping is None:
-            size_damping = damping
-        for kf, d, ds, q in zip(self.filters, damping, size_damping, q_var):
-            if d != 1.0 or ds != 1.0:
-                dv = np.array([d, d, ds, ds])[:, None]
-                kf.x[4:] *= dv
-                kf.P[4:] *= dv  # the damped velocity is a linear map of the old one: P <- D P D
-                kf.P[:, 4:] *= dv.T
-            kf.predict(F=f, Q=q_unit * q)
+        damping = np.asarray(damping, np.float64)
+        size_damping = damping if size_damping is None else np.asarray(size_damping, np.float64)
+        self.cv.predict(dt, (self.accel_std * self.sizes()) ** 2, np.stack([damping, size_damping], 1))
         # A shrinking box must not turn inside out: stop a side at zero.
-        z = self.z()
-        for i in np.flatnonzero((z[:, 2:] < 0).any(1)):
-            x = self.filters[i].x
-            for j in (2, 3):
-                if x[j, 0] < 0.0:
-                    x[j, 0] = 0.0
-                    x[j + 4, 0] = max(x[j + 4, 0], 0.0)
+        size, rate = self.cv.pos[:, 1], self.cv.vel[:, 1]
+        shrunk = size < 0.0
+        if shrunk.any():
+            rate[shrunk] = np.maximum(rate[shrunk], 0.0)
+            size[shrunk] = 0.0
 
     def update(self, rows: np.ndarray, boxes: np.ndarray) -> None:
         """Correct rows int[M] with measured boxes float[M, 4]."""
+        rows = np.asarray(rows, np.intp)
         zs = box_to_z(np.asarray(boxes, np.float64).reshape(-1, 4))
-        r_var = (self.meas_std * _z_size(zs)) ** 2
-        eye = np.eye(4)
-        for row, z, r in zip(rows, zs, r_var):
-            self.filters[row].update(z[:, None], R=eye * r)
+        r = (self.meas_std * _z_size(zs)) ** 2
+        self.cv.update(rows, zs.reshape(-1, 2, 2), np.repeat(r[:, None], 2, 1))
 
 
 class KeypointKalman:
-    """Batched constant-velocity filters for K joints of each of T tracks (rows are tracks).
-
-    State per row and joint: position float64[T, K, 2], velocity float64[T, K, 2] and a 2x2 covariance
-    (``p_pp``, ``p_pv``, ``p_vv`` float64[T, K]) shared by x and y, since both axes get the same noise.
-    ``joint_scale`` float[K] multiplies the measurement noise per joint (e.g. from OKS sigmas: hips are
-    located less precisely than eyes).
+    """Constant-velocity filters for K joints of each of T tracks (rows are tracks); the state is in
+    ``cv`` (:class:`ConstantVelocity` with one part per joint). ``joint_scale`` float[K] multiplies the
+    measurement noise per joint (e.g. from OKS sigmas: hips are located less precisely than eyes).
     """
 
     def __init__(self, joint_scale: np.ndarray, meas_std: float, accel_std: float, init_vel_std: float,
@@ -183,20 +218,20 @@ class KeypointKalman:
         self.init_vel_std = init_vel_std
         self.min_conf = min_conf
         self.damping = damping
-        k = len(self.joint_scale)
-        self.pos = np.zeros((0, k, 2))
-        self.vel = np.zeros((0, k, 2))
-        self.p_pp = np.zeros((0, k))
-        self.p_pv = np.zeros((0, k))
-        self.p_vv = np.zeros((0, k))
-        self.measured = np.zeros((0, k), bool)  # measured in the last update; unmeasured joints get damped
+        self.cv = ConstantVelocity(len(self.joint_scale))
+        self.measured = np.zeros((0, self.num_joints), bool)  # measured in the last update; the rest get damped
 
     def __len__(self) -> int:
-        return len(self.pos)
+        return len(self.cv)
 
     @property
     def num_joints(self) -> int:
         return len(self.joint_scale)
+
+    @property
+    def pos(self) -> np.ndarray:
+        """float64[T, K, 2] current joint positions."""
+        return self.cv.pos
 
     def meas_var(self, conf: np.ndarray, size: np.ndarray) -> np.ndarray:
         """float64[N, K] measurement variance for confidences float[N, K] of people of size float[N]."""
@@ -210,33 +245,18 @@ class KeypointKalman:
         """
         kpts = np.asarray(kpts, np.float64)
         size = np.asarray(size, np.float64)
-        n = len(kpts)
-        var = self.meas_var(kpts[..., 2], size)
-        self.pos = np.concatenate([self.pos, kpts[..., :2]])
-        self.vel = np.concatenate([self.vel, np.zeros((n, self.num_joints, 2))])
-        self.p_pp = np.concatenate([self.p_pp, var])
-        self.p_pv = np.concatenate([self.p_pv, np.zeros((n, self.num_joints))])
-        vel_var = np.broadcast_to(((self.init_vel_std * size) ** 2)[:, None], (n, self.num_joints))
-        self.p_vv = np.concatenate([self.p_vv, vel_var])
+        self.cv.add(kpts[..., :2], self.meas_var(kpts[..., 2], size), ((self.init_vel_std * size) ** 2)[:, None])
         self.measured = np.concatenate([self.measured, kpts[..., 2] >= self.min_conf])
 
     def keep(self, mask: np.ndarray) -> None:
         """Keep only rows where bool[T] ``mask`` is True (order preserved)."""
-        for name in ("pos", "vel", "p_pp", "p_pv", "p_vv", "measured"):
-            setattr(self, name, getattr(self, name)[mask])
+        self.cv.keep(mask)
+        self.measured = self.measured[mask]
 
     def predict(self, dt: int, size: np.ndarray) -> None:
         """Advance all rows by ``dt`` frames; ``size`` float[T] scales the process noise per track."""
-        if self.damping != 1.0:
-            d = np.where(self.measured, 1.0, self.damping ** dt)
-            self.vel *= d[..., None]
-            self.p_pv *= d
-            self.p_vv *= d * d
-        q = ((self.accel_std * np.asarray(size, np.float64)) ** 2)[:, None]
-        self.pos += dt * self.vel
-        self.p_pp += 2 * dt * self.p_pv + dt * dt * self.p_vv + q * (dt ** 4 / 4)
-        self.p_pv += dt * self.p_vv + q * (dt ** 3 / 2)
-        self.p_vv += q * (dt * dt)
+        damping = np.where(self.measured, 1.0, self.damping ** dt) if self.damping != 1.0 else None
+        self.cv.predict(dt, (self.accel_std * np.asarray(size, np.float64)) ** 2, damping)
         self.measured[:] = False
 
     def update(self, rows: np.ndarray, kpts: np.ndarray, size: np.ndarray) -> None:
@@ -249,17 +269,5 @@ class KeypointKalman:
             return
         kpts = np.asarray(kpts, np.float64)
         use = kpts[..., 2] >= self.min_conf
-        r = self.meas_var(kpts[..., 2], size)
-        pp, pv, vv = self.p_pp[rows], self.p_pv[rows], self.p_vv[rows]
-        s = pp + r
-        k0 = np.where(use, pp / s, 0.0)
-        k1 = np.where(use, pv / s, 0.0)
-        innov = kpts[..., :2] - self.pos[rows]
-        self.pos[rows] += k0[..., None] * innov
-        self.vel[rows] += k1[..., None] * innov
-        # Joseph form, as filterpy does: (I - KH) P (I - KH)' + K R K'.
-        a = 1.0 - k0
-        self.p_pp[rows] = a * a * pp + k0 * k0 * r
-        self.p_pv[rows] = a * (pv - k1 * pp) + k0 * k1 * r
-        self.p_vv[rows] = k1 * k1 * pp - 2 * k1 * pv + vv + k1 * k1 * r
+        self.cv.update(rows, kpts[..., :2], self.meas_var(kpts[..., 2], size), use)
         self.measured[rows] = use

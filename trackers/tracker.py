@@ -26,8 +26,8 @@ Remaining poses scoring at least ``new_track_score`` start tentative tracks (in 
 frames after a reset, every remaining pose starts a track confirmed at once, as SORT does). IDs start
 at 1 and are never reused until :meth:`Tracker.reset`.
 
-The track table is a set of parallel arrays (one row per track), so everything but the box filters
-(one filterpy object per track) and the building of the returned records runs as NumPy operations.
+The track table is a set of parallel arrays (one row per track), filters included, so everything but
+the building of the returned records runs as NumPy operations over all tracks at once.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from posecore.skeleton import COCO17, get_skeleton
 from posecore.types import Poses, Track, TrackState
 
 from .association import assign, box_iou, centre_distance, pose_oks, pose_similarity, segment_distance
-from .kalman import BoxKalman, BoxMotion, KeypointKalman, box_size
+from .kalman import BoxKalman, KeypointKalman, box_size
 
 COORD_LIMIT = 1e6  # px; inputs are clipped to +-this so squares and sums stay finite
 _NEVER = np.iinfo(np.int64).max // 4  # "frames since seen" of a joint never seen
@@ -161,7 +161,6 @@ class Tracker:
     def __init__(self, config: TrackerConfig | None = None, **options: Any) -> None:
         base = to_dict(config if config is not None else TrackerConfig())
         self.config: TrackerConfig = from_dict(TrackerConfig, {**base, **options})
-        self._motion = BoxMotion()
         self.reset()
 
     @classmethod
@@ -253,9 +252,8 @@ class Tracker:
 
     def _predict(self, dt: int) -> None:
         c = self.config
-        motion = self._motion(dt)
         lost = self._tsu > 0
-        self._box.predict(motion, np.where(lost, c.velocity_damping ** dt, 1.0),
+        self._box.predict(dt, np.where(lost, c.velocity_damping ** dt, 1.0),
                           np.where(lost, c.lost_size_damping ** dt, 1.0))
         self._kp.predict(dt, self._box.sizes())
         self._age += dt

@@ -10,7 +10,7 @@ from filterpy.kalman import KalmanFilter
 from posecore.types import Poses
 from tests.trackers.tracker_scenes import frame, person
 from trackers import Tracker
-from trackers.kalman import BoxKalman, BoxMotion, KeypointKalman, box_to_z, z_to_box
+from trackers.kalman import BoxKalman, KeypointKalman, box_to_z, z_to_box
 
 
 def _kp_filter(damping: float = 1.0, min_conf: float = 0.05) -> KeypointKalman:
@@ -28,7 +28,7 @@ def test_batched_joint_filter_matches_filterpy_for_one_joint():
     # filterpy reference for the x axis: same initial state, covariance, noise and transition.
     ref = KalmanFilter(dim_x=2, dim_z=1)
     ref.x = np.array([[50.0], [0.0]])
-    ref.P = np.diag([ours.p_pp[0, 0], ours.p_vv[0, 0]])
+    ref.P = np.diag([ours.cv.p_pp[0, 0], ours.cv.p_vv[0, 0]])
     ref.H = np.array([[1.0, 0.0]])
     q_var = (0.004 * size) ** 2
     measured = True
@@ -47,8 +47,8 @@ def test_batched_joint_filter_matches_filterpy_for_one_joint():
             ref.update(np.array([[zx]]), R=r)
         ours.update(np.array([0]), np.array([[[zx, zy, conf]]]), np.array([size]))
         np.testing.assert_allclose(ours.pos[0, 0, 0], ref.x[0, 0], rtol=1e-10, atol=1e-8)
-        np.testing.assert_allclose(ours.vel[0, 0, 0], ref.x[1, 0], rtol=1e-10, atol=1e-8)
-        np.testing.assert_allclose([ours.p_pp[0, 0], ours.p_pv[0, 0], ours.p_vv[0, 0]],
+        np.testing.assert_allclose(ours.cv.vel[0, 0, 0], ref.x[1, 0], rtol=1e-10, atol=1e-8)
+        np.testing.assert_allclose([ours.cv.p_pp[0, 0], ours.cv.p_pv[0, 0], ours.cv.p_vv[0, 0]],
                                    [ref.P[0, 0], ref.P[0, 1], ref.P[1, 1]], rtol=1e-10)
 
 
@@ -81,11 +81,10 @@ def test_box_filter_roundtrip_and_constant_velocity():
     kf = BoxKalman(meas_std=0.05, accel_std=0.01, init_vel_std=0.05)
     kf.add(np.stack([box, box + 100]))
     np.testing.assert_allclose(kf.boxes(), [box, box + 100])
-    motion = BoxMotion()
     for t in range(1, 40):
-        kf.predict(motion(1), np.ones(2))
+        kf.predict(1, np.ones(2))
         kf.update(np.array([1]), (box + [4.0 * t, 0, 4.0 * t, 0])[None])  # only row 1 is seen
-    kf.predict(motion(1), np.ones(2))
+    kf.predict(1, np.ones(2))
     np.testing.assert_allclose(kf.boxes()[1], box + [160.0, 0, 160.0, 0], atol=0.5)
     np.testing.assert_allclose(kf.boxes()[0], box, atol=1e-9)  # never measured: stays at rest
 
@@ -98,33 +97,35 @@ def test_box_filter_matches_plain_filterpy():
     ref = KalmanFilter(dim_x=8, dim_z=4)  # filterpy with its default general inverse
     ref.H = np.eye(4, 8)
     ref.x[:4, 0] = box_to_z(box)
-    ref.P = ours.filters[0].P.copy()
-    motion = BoxMotion()
+    ref.P = ours.covariance(0)
+    np.testing.assert_allclose(ref.P, np.eye(8) * (0.05 * np.sqrt(60.0 * 150.0)) ** 2)  # meas and init_vel std 0.05
     for t in range(30):
         d = 0.9 if t % 5 == 4 else 1.0
+        dt = 2 if t % 7 == 6 else 1
         size = float(ours.sizes()[0])
-        f, q = motion(1)
+        f = np.eye(8)
+        f[:4, 4:] = np.eye(4) * dt
+        q = Q_discrete_white_noise(dim=2, dt=float(dt), var=1.0, block_size=4, order_by_dim=False)
         dm = np.diag([1.0] * 4 + [d] * 4)
         ref.predict(F=f @ dm, Q=q * (0.01 * size) ** 2)
-        ours.predict(motion(1), np.array([d]))
+        ours.predict(dt, np.array([d]))
         z = box + rng.normal(0, 3, 4) + 2.0 * t
         zz = box_to_z(z)
         ref.update(zz, R=np.eye(4) * (0.05 * np.sqrt(zz[2] * zz[3])) ** 2)
         ours.update(np.array([0]), z[None])
-        np.testing.assert_allclose(ours.filters[0].x, ref.x, rtol=1e-9, atol=1e-9)
-        np.testing.assert_allclose(ours.filters[0].P, ref.P, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(ours.state()[0], ref.x[:, 0], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(ours.covariance(0), ref.P, rtol=1e-9, atol=1e-12)
 
 
 def test_box_filter_damped_coasting_stays_bounded():
     kf = BoxKalman(0.05, 0.01, 0.05)
     kf.add(np.array([[0.0, 0.0, 50.0, 100.0]]))
-    motion = BoxMotion()
     for t in range(1, 30):
-        kf.predict(motion(1), np.ones(1))
+        kf.predict(1, np.ones(1))
         kf.update(np.array([0]), np.array([[5.0 * t, 0.0, 50.0 + 5.0 * t, 100.0]]))
     start = kf.boxes()[0, 0]
     for _ in range(200):
-        kf.predict(motion(1), np.array([0.9]))
+        kf.predict(1, np.array([0.9]))
     travelled = kf.boxes()[0, 0] - start
     # Undamped it would travel 1000 px; damped it stops after about v / (1 - d) = 50 px.
     assert 30.0 < travelled < 60.0
@@ -134,12 +135,11 @@ def test_box_filter_damped_coasting_stays_bounded():
 def test_shrinking_box_stops_at_zero_size():
     kf = BoxKalman(0.05, 0.01, 0.05)
     kf.add(np.array([[0.0, 0.0, 100.0, 100.0]]))
-    motion = BoxMotion()
     for t in range(1, 15):
-        kf.predict(motion(1), np.ones(1))
+        kf.predict(1, np.ones(1))
         kf.update(np.array([0]), np.array([[3.0 * t, 3.0 * t, 100.0 - 3.0 * t, 100.0 - 3.0 * t]]))
     for _ in range(50):
-        kf.predict(motion(1), np.ones(1))
+        kf.predict(1, np.ones(1))
         z = kf.z()[0]
         assert z[2] >= 0.0 and z[3] >= 0.0
 

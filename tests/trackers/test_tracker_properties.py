@@ -107,10 +107,10 @@ def test_keypoint_filter_stays_finite_with_positive_variance(meas, conf, sizes):
         for z in meas[1:]:
             kf.predict(1, sizes)
             kf.update(np.arange(0, 8, 2), z[::2], sizes[::2])
-    for a in (kf.pos, kf.vel, kf.p_pp, kf.p_pv, kf.p_vv):
+    for a in (kf.cv.pos, kf.cv.vel, kf.cv.p_pp, kf.cv.p_pv, kf.cv.p_vv):
         assert np.all(np.isfinite(a))
-    assert np.all(kf.p_pp > 0) and np.all(kf.p_vv > 0)
-    assert np.all(kf.p_pp * kf.p_vv - kf.p_pv ** 2 > -1e-9 * kf.p_pp * kf.p_vv)  # positive semi-definite
+    assert np.all(kf.cv.p_pp > 0) and np.all(kf.cv.p_vv > 0)
+    assert np.all(kf.cv.p_pp * kf.cv.p_vv - kf.cv.p_pv ** 2 > -1e-9 * kf.cv.p_pp * kf.cv.p_vv)  # positive semi-definite
 
 
 def test_degenerate_frames_explicitly():
