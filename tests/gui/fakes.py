@@ -1,7 +1,9 @@
-"""Test doubles for the GUI tests: a fast synthetic detector behind the real Pipeline and Tracker."""
+"""Test doubles for the GUI tests: a fast synthetic detector behind the real Pipeline and Tracker, and
+worker events that record what the worker reports."""
 
 from __future__ import annotations
 
+import queue
 import time
 
 import numpy as np
@@ -58,3 +60,41 @@ class FakeDetector:
 def fake_pipeline(delay_s: float = 0.0, scores=(0.9, 0.75)) -> Pipeline:
     """The real Pipeline and Tracker with the synthetic detector (no model to load)."""
     return Pipeline(FakeDetector(scores, delay_s), YoloPoseEstimator(), Tracker())
+
+
+class RecordingEvents:
+    """WorkerEvents that record everything (called from the worker thread); ``wait`` blocks the test
+    until a given event arrives."""
+
+    def __init__(self):
+        self.states, self.frames, self.errors, self.messages, self.recordings = [], [], [], [], []
+        self.q: queue.Queue = queue.Queue()
+
+    def state_changed(self, state):
+        self.states.append(state)
+        self.q.put(("state", state))
+
+    def frame_ready(self, frame):
+        self.frames.append(frame)
+        self.q.put(("frame", frame))
+
+    def error(self, kind, message):
+        self.errors.append((kind, message))
+        self.q.put(("error", (kind, message)))
+
+    def message(self, text):
+        self.messages.append(text)
+
+    def recording_finished(self, info):
+        self.recordings.append(info)
+
+    def wait(self, what: str, pred=lambda x: True, timeout: float = 30.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                kind, value = self.q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if kind == what and pred(value):
+                return value
+        raise AssertionError(f"no {what} event within {timeout} s")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 
@@ -23,7 +22,7 @@ from posecore.errors import SourceError, WeightsError
 from posecore.io.result_writers import read_jsonl
 from posecore.io.seek import SeekableVideo
 from posecore.io.sources import Frame, VideoFileSource
-from tests.gui.fakes import fake_pipeline
+from tests.gui.fakes import RecordingEvents, fake_pipeline
 
 
 # ---------------------------------------------------------------------- the slot of one
@@ -190,49 +189,12 @@ def test_live_feed_hands_over_the_newest_frame_and_reports_failure():
 
 
 # ---------------------------------------------------------------------- the worker loop
-class Events:
-    """WorkerEvents that record everything (called from the worker thread)."""
-
-    def __init__(self):
-        self.states, self.frames, self.errors, self.messages, self.recordings = [], [], [], [], []
-        self.q: queue.Queue = queue.Queue()
-
-    def state_changed(self, state):
-        self.states.append(state)
-        self.q.put(("state", state))
-
-    def frame_ready(self, frame):
-        self.frames.append(frame)
-        self.q.put(("frame", frame))
-
-    def error(self, kind, message):
-        self.errors.append((kind, message))
-        self.q.put(("error", (kind, message)))
-
-    def message(self, text):
-        self.messages.append(text)
-
-    def recording_finished(self, info):
-        self.recordings.append(info)
-
-    def wait(self, what: str, pred=lambda x: True, timeout: float = 20.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                kind, value = self.q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if kind == what and pred(value):
-                return value
-        raise AssertionError(f"no {what} event within {timeout} s")
-
-
 @pytest.fixture
 def run_worker():
     started = []
 
     def start(factory=lambda s: fake_pipeline(), opener=None, options=None, feed_opener=None):
-        events = Events()
+        events = RecordingEvents()
         worker = WorkerLoop(events, factory, opener, options=options or WorkerOptions(poll_s=0.02),
                             feed_opener=feed_opener)
         thread = threading.Thread(target=worker.run, daemon=True)

@@ -4,7 +4,6 @@ reported as an error event, nothing crashes, the worker stays usable and what it
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 
@@ -15,43 +14,8 @@ from posecore.io import result_writers
 from posecore.io.result_writers import read_jsonl
 from posecore.io.sources import open_source
 
+from tests.gui.fakes import RecordingEvents
 from tests.reliability.media import FailingSource, FullDisk, scripted_pipeline, stalling_http_server, write_video
-
-
-class Events:
-    """WorkerEvents, recorded (called from the worker thread)."""
-
-    def __init__(self):
-        self.frames, self.errors, self.recordings, self.messages = [], [], [], []
-        self.q: queue.Queue = queue.Queue()
-
-    def state_changed(self, state):
-        self.q.put(("state", state))
-
-    def frame_ready(self, frame):
-        self.frames.append(frame)
-        self.q.put(("frame", frame))
-
-    def error(self, kind, message):
-        self.errors.append((kind, message))
-        self.q.put(("error", (kind, message)))
-
-    def message(self, text):
-        self.messages.append(text)
-
-    def recording_finished(self, info):
-        self.recordings.append(info)
-
-    def wait(self, what: str, pred=lambda x: True, timeout: float = 30.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                kind, value = self.q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if kind == what and pred(value):
-                return value
-        raise AssertionError(f"no {what} event within {timeout} s")
 
 
 @pytest.fixture
@@ -59,7 +23,7 @@ def worker():
     started = []
 
     def start(opener=None):
-        events = Events()
+        events = RecordingEvents()
         w = WorkerLoop(events, lambda settings: scripted_pipeline(), opener, options=WorkerOptions(poll_s=0.02))
         t = threading.Thread(target=w.run, daemon=True)
         t.start()
