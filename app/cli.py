@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from posecore.config import apply_overrides, from_dict, load_yaml
+from posecore.config import apply_overrides, dotted_keys, from_dict, load_yaml
 from posecore.errors import ConfigError, OccluposeError
 from posecore.pipeline import PipelineConfig
 
@@ -75,6 +75,11 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    return from_dict(PipelineConfig, pipeline_settings(args))
+
+
+def pipeline_settings(args: argparse.Namespace) -> dict:
+    """Only the settings the user gave, as a nested mapping: the --config file, then the flags, then --set."""
     data = apply_overrides(load_yaml(args.config) if args.config else {}, [])  # a copy we may edit
     overrides = list(args.set)
     for item in overrides:
@@ -86,8 +91,7 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
         value = getattr(args, flag, None)
         if value is not None:
             _set(data, key, value)
-    data = apply_overrides(data, overrides)
-    return from_dict(PipelineConfig, data)
+    return apply_overrides(data, overrides)
 
 
 def _set(data: dict, dotted: str, value) -> None:
@@ -101,10 +105,12 @@ def _set(data: dict, dotted: str, value) -> None:
 def _run_process(args: argparse.Namespace, source: str, default_outdir: str) -> int:
     from app.process import ProcessOptions, run_process
 
+    settings = pipeline_settings(args)
     opts = ProcessOptions(
         source=source,
         outdir=Path(args.output or default_outdir),
-        config=pipeline_config(args),
+        config=from_dict(PipelineConfig, settings),
+        given=dotted_keys(settings),
         video=not args.no_video,
         resume=args.resume,
         max_frames=args.max_frames,
@@ -157,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("process", help="track poses in a video, camera, stream URL or image folder")
-    p.add_argument("source", help="video file, camera index, rtsp/http URL, image folder or image")
+    p.add_argument("source", help="video file, camera index, rtsp/http URL, image folder or image; images are "
+                                  "unrelated photos, each tracked alone, unless you set stills "
+                                  "(--set stills=false for a folder of video frames)")
     _add_run_arguments(p)
     p.set_defaults(func=cmd_process)
 

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -60,6 +60,10 @@ class ProcessOptions:
     source: str
     outdir: Path
     config: PipelineConfig = field(default_factory=PipelineConfig)
+    # The settings of ``config`` that the user chose, as dotted keys ("stills", "tracker.max_lost"), as the
+    # command line passes them. Where given, a setting not among them takes the default that suits the
+    # source (see ``source_config``); None: ``config`` is used as it is.
+    given: frozenset[str] | None = None
     video: bool = True
     resume: bool = False
     max_frames: int | None = None
@@ -103,8 +107,18 @@ def _prepare_outdir(outdir: Path) -> None:
         raise OutputError(f"cannot write to output folder {outdir}: {e.strerror or e}") from None
 
 
-def _settings(opts: ProcessOptions, source: FrameSource) -> dict:
-    cfg = to_dict(opts.config)
+def source_config(opts: ProcessOptions, source: FrameSource) -> PipelineConfig:
+    """``opts.config`` with the defaults that depend on the source, for the settings the user left alone:
+    an image folder or image file holds unrelated photos, so each is tracked alone (``stills``). Tracked
+    like video frames, photos lose the people the tracker has not confirmed yet and get poses smoothed
+    across images that have nothing to do with each other."""
+    if opts.given is None or "stills" in opts.given or not isinstance(source, ImageFolderSource):
+        return opts.config
+    return replace(opts.config, stills=True)
+
+
+def _settings(opts: ProcessOptions, config: PipelineConfig, source: FrameSource) -> dict:
+    cfg = to_dict(config)
     # Settings of speed, not of results, may change between a run and its resume.
     cfg["detector"].pop("device", None)
     for key in ("prefetch", "workers", "threads"):
@@ -247,7 +261,8 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
         "coco": outdir / f"{stem}.coco.json",
         "run": outdir / f"{stem}.run.json",
     }
-    settings = _settings(opts, source)
+    config = source_config(opts, source)
+    settings = _settings(opts, config, source)
     start = 0
     if opts.resume and source.is_live:
         raise OccluposeError(f"cannot resume: {source.name} is live (camera or stream); --resume needs a file or folder")
@@ -257,7 +272,7 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
     elif opts.resume:
         log.warning("nothing to resume in %s; starting from the first frame", outdir)
     if pipeline is None:
-        pipeline = Pipeline.from_config(opts.config)
+        pipeline = Pipeline.from_config(config)
     pipeline.reset()
     write_text_atomic(paths["run"], json.dumps(settings, indent=2))
     try:

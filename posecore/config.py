@@ -197,5 +197,18 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
     return out
 
 
+def dotted_keys(data: Mapping[str, Any], prefix: str = "") -> frozenset[str]:
+    """The settings a nested mapping gives, as dotted keys: ``{"tracker": {"max_lost": 60}}`` gives
+    ``{"tracker.max_lost"}``. Tells which settings a user chose from those left at their defaults."""
+    keys: set[str] = set()
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            keys |= dotted_keys(v, f"{key}.")
+        else:
+            keys.add(key)
+    return frozenset(keys)
+
+
 def _deep_copy(d: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in d.items()}

@@ -3,7 +3,7 @@ from typing import Literal
 
 import pytest
 
-from posecore.config import apply_overrides, from_dict, load_yaml, option, to_dict
+from posecore.config import apply_overrides, dotted_keys, from_dict, load_yaml, option, to_dict
 from posecore.errors import ConfigError
 
 
@@ -74,3 +74,9 @@ def test_bundled_pipeline_yaml_equals_code_defaults():
     defaults = to_dict(PipelineConfig())
     for section in data:
         assert to_dict(cfg)[section] == defaults[section], section
+
+
+def test_dotted_keys_name_the_settings_given():
+    assert dotted_keys({}) == frozenset()
+    assert dotted_keys({"stills": False, "tracker": {"max_lost": 60, "kalman": {"q": 1}}, "pose": {}}) == {
+        "stills", "tracker.max_lost", "tracker.kalman.q", "pose"}
