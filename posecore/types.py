@@ -134,7 +134,7 @@ class FrameResult:
 
     image: uint8[H, W, 3] BGR, the decoded frame (kept so consumers can draw or record);
     poses: this frame's per-person estimates before tracking; tracks: the tracker's output;
-    timings: seconds spent per stage (decode, detect, pose, refine, track).
+    timings: seconds spent per stage (decode, detect, pose, refine, track; track_cpu: the tracker's CPU time).
     """
 
     index: int

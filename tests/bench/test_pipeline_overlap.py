@@ -59,7 +59,8 @@ def test_workers_keep_order_and_results():
         for (_, ka), (_, kb) in zip(a, b):
             np.testing.assert_array_equal(ka, kb)
     for _, _, timings in two:
-        assert {"decode", "detect", "pose", "refine", "track", "wait"} <= set(timings)
+        assert {"decode", "detect", "pose", "refine", "track", "track_cpu", "wait"} <= set(timings)
+        assert 0.0 <= timings["track_cpu"] <= timings["track"] + 1e-3  # one thread's CPU time within its wall time
 
 
 def test_detector_without_thread_safety_runs_serially():
