@@ -33,6 +33,7 @@ from scipy.optimize import linear_sum_assignment
 
 from posecore.boxes import box_iou
 from posecore.types import Poses, Track, TrackState
+from trackers.smoother import FixedLagSmoother
 from trackers.tracker import Tracker, TrackerConfig
 
 MATCH_IOU = 0.5  # clean/stressed track matching
@@ -403,7 +404,13 @@ class UltralyticsTracker:
         cfg = IterableSimpleNamespace(**YAML.load(check_yaml(config)))
         self.tracker = TRACKER_MAP[cfg.tracker_type](args=cfg)
 
-    def update(self, poses: Poses, image: np.ndarray, frame_index: int | None = None) -> FrameTracks:
+    def update(self, poses: Poses, image: np.ndarray, frame_index: int | None = None) -> list[FrameTracks]:
+        return [self._update(poses, image)]
+
+    def flush(self) -> list[FrameTracks]:
+        return []
+
+    def _update(self, poses: Poses, image: np.ndarray) -> FrameTracks:
         import torch
         from ultralytics.engine.results import Boxes
 
@@ -421,13 +428,19 @@ class UltralyticsTracker:
 
 
 class OccluposeTracker:
-    """occlupose's tracker behind the same ``update`` as :class:`UltralyticsTracker`."""
+    """occlupose's tracker and its fixed-lag smoothing, as ``occlupose process`` runs them, behind the same
+    ``update`` / ``flush`` as :class:`UltralyticsTracker` (results come out ``smoothing_lag`` frames late)."""
 
     def __init__(self, config: TrackerConfig | None = None):
         self.tracker = Tracker(config)
+        self.smoother: FixedLagSmoother[int] = FixedLagSmoother(self.tracker, self.tracker.config.smoothing_lag)
 
-    def update(self, poses: Poses, image: np.ndarray | None, frame_index: int) -> FrameTracks:
-        return FrameTracks.from_tracks(self.tracker.update(poses, frame_index), poses.num_joints)
+    def update(self, poses: Poses, image: np.ndarray | None, frame_index: int) -> list[FrameTracks]:
+        done = self.smoother.push(poses.num_joints, self.tracker.update(poses, frame_index))
+        return [FrameTracks.from_tracks(tracks, k) for k, tracks in done]
+
+    def flush(self) -> list[FrameTracks]:
+        return [FrameTracks.from_tracks(tracks, k) for k, tracks in self.smoother.flush()]
 
 
 def from_ultralytics_result(result, num_joints: int = 17) -> FrameTracks:
@@ -462,7 +475,8 @@ def replay(open_frames, clean_poses: list[Poses], plans: list[StressPlan], detec
 
     open_frames() -> the decoded frames again, from the first (same order as ``clean_poses``);
     detect(image) -> Poses of a stressed image; tracker_factory(name) -> an object with
-    ``update(poses, image, frame_index) -> FrameTracks``.
+    ``update(poses, image, frame_index) -> list[FrameTracks]`` (the frames it makes final, in order) and
+    ``flush() -> list[FrameTracks]`` (the rest, at the end).
     """
     n = len(clean_poses)
     changed = {p.name: p.changed(n) for p in plans}
@@ -477,7 +491,7 @@ def replay(open_frames, clean_poses: list[Poses], plans: list[StressPlan], detec
         if f >= n:
             break
         for name, tr in clean_trackers.items():
-            clean[name].append(tr.update(clean_poses[f], frame.image, f))
+            clean[name] += tr.update(clean_poses[f], frame.image, f)
         for plan in plans:
             image, poses = frame.image, clean_poses[f]
             if changed[plan.name][f]:
@@ -487,9 +501,14 @@ def replay(open_frames, clean_poses: list[Poses], plans: list[StressPlan], detec
                 poses = detect(image)
                 again += 1
             for name, tr in stressed_trackers[plan.name].items():
-                stressed[plan.name][name].append(tr.update(poses, image, f))
+                stressed[plan.name][name] += tr.update(poses, image, f)
         if progress is not None:
             progress(1)
+    for name, tr in clean_trackers.items():
+        clean[name] += tr.flush()
+    for plan in plans:
+        for name, tr in stressed_trackers[plan.name].items():
+            stressed[plan.name][name] += tr.flush()
     return QualityRun(clean, stressed, plans, again)
 
 

@@ -274,6 +274,9 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
     if pipeline is None:
         pipeline = Pipeline.from_config(config)
     pipeline.reset()
+    # The last frames written were smoothed with the frames after them only if the earlier run went on
+    # past them; redo them, so that a resumed run gives exactly the results of one run straight through.
+    start = max(0, start - pipeline.smoother.lag)
     write_text_atomic(paths["run"], json.dumps(settings, indent=2))
     try:
         paths["coco"].unlink(missing_ok=True)  # written only when the run completes
@@ -329,30 +332,46 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
     guard = _SignalGuard()
     guard.install()
     results = _results(pipeline, source, paths["jsonl"], start, num_joints, opts.max_frames)
+
+    def commit(result: FrameResult) -> None:
+        nonlocal frames
+        if opts.video and not sink:
+            depth = max(2, min(SINK_DEPTH, SINK_BYTES // max(1, result.image.nbytes)))
+            sink.append(BackgroundSink(draw_and_write, depth=depth, name="encode"))
+        if sink:
+            sink[0].reserve()  # may wait for the encoder, outside the deferred section
+        with guard.deferred():
+            if result.index >= start:
+                # The JSONL line last: it is what --resume trusts, so a frame whose CSV rows failed
+                # (disk full) is not in it, and resume redoes that frame in every file.
+                csvw.write(result)
+                jsonl.write(result)
+            frames = result.index + 1  # committed: in the JSONL
+            if sink:
+                sink[0].put(result)  # never raises after reserve(); a drawing error shows at the next one
+        ids.update(t.track_id for t in result.tracks)
+        if bar is not None:
+            bar.update(1)
+
+    def commit_held() -> None:
+        """The results the smoother still holds, written as if the frames ended here: nothing computed
+        is lost (a resume redoes them with the frames after)."""
+        try:
+            for result in pipeline.flush():
+                commit(result)
+        except OutputError as e:  # the run is ending anyway, for the reason being reported
+            log.warning("%s", e)
+
     try:
         for result in results:
-            if opts.video and not sink:
-                depth = max(2, min(SINK_DEPTH, SINK_BYTES // max(1, result.image.nbytes)))
-                sink.append(BackgroundSink(draw_and_write, depth=depth, name="encode"))
-            if sink:
-                sink[0].reserve()  # may wait for the encoder, outside the deferred section
-            with guard.deferred():
-                if result.index >= start:
-                    # The JSONL line last: it is what --resume trusts, so a frame whose CSV rows failed
-                    # (disk full) is not in it, and resume redoes that frame in every file.
-                    csvw.write(result)
-                    jsonl.write(result)
-                frames = result.index + 1  # committed: in the JSONL
-                if sink:
-                    sink[0].put(result)  # never raises after reserve(); a drawing error shows at the next one
-            ids.update(t.track_id for t in result.tracks)
-            if bar is not None:
-                bar.update(1)
+            commit(result)
         completed = True
     except KeyboardInterrupt:
+        commit_held()
         hint = "" if source.is_live else ", continue with --resume"
         stop = Interrupted(f"interrupted after {frames} frames; outputs in {outdir} are valid{hint}")
     except SourceError as e:
+        commit_held()
         stop = SourceError(f"{e}; the {frames} frames before are saved in {outdir}") if frames else e
     except OutputError as e:
         stop = OutputError(f"{e}; the first {frames} frames are saved intact, continue with --resume") if frames else e
@@ -406,7 +425,7 @@ def _results(pipeline: Pipeline, source: FrameSource, jsonl: Path, start: int, n
         records = read_jsonl(jsonl)
         try:
             for frame, rec in zip(frames, records):
-                yield pipeline.track(frame, poses_from_record(rec, num_joints))
+                yield from pipeline.replay(frame, poses_from_record(rec, num_joints))
                 if frame.index + 1 >= start:
                     break
         finally:

@@ -8,6 +8,10 @@ Work overlaps: decoding runs ahead in a background thread, and when the detector
 ``workers`` frames are in detection at once (each with ``threads`` torch threads), so on a machine with
 few cores inference keeps every core busy while results still come out in frame order. Pose
 estimation, refinement and tracking run in the consuming thread, one frame at a time, in order.
+
+``stream`` smooths the joints with ``tracker.smoothing_lag`` frames of look-ahead
+(:class:`trackers.smoother.FixedLagSmoother`), so its results come out that many frames late and the
+last ones when the frames run out; :meth:`Pipeline.track`, for live display, is causal.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 
+from trackers.smoother import FixedLagSmoother
 from trackers.tracker import Tracker, TrackerConfig
 
 from .config import from_dict, option
@@ -138,7 +143,8 @@ class Pipeline:
     ``thread_safe`` attribute is true may be called from several threads at once."""
 
     def __init__(self, detector: Detector, estimator: PoseEstimator, tracker: Tracker, refiner=None,
-                 prefetch: int = 4, workers: int = 0, threads: int = 0, stills: bool = False):
+                 prefetch: int = 4, workers: int = 0, threads: int = 0, stills: bool = False,
+                 smoothing_lag: int | None = None):
         self.detector = detector
         self.estimator = estimator
         self.tracker = tracker
@@ -148,6 +154,10 @@ class Pipeline:
         self.workers = workers
         self.threads = threads
         self.stills = stills
+        if smoothing_lag is None:  # the tracker's own setting; a stand-in tracker without one: none
+            smoothing_lag = getattr(getattr(tracker, "config", None), "smoothing_lag", 0)
+        # Unrelated photos have nothing to smooth across.
+        self.smoother: FixedLagSmoother[FrameResult] = FixedLagSmoother(tracker, 0 if stills else smoothing_lag)
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig | dict) -> "Pipeline":
@@ -170,6 +180,7 @@ class Pipeline:
     def reset(self) -> None:
         """Forget all tracks, as before a new video."""
         self.tracker.reset()
+        self.smoother.reset()
 
     @property
     def skeleton(self) -> str:
@@ -222,7 +233,23 @@ class Pipeline:
         timings["track_cpu"] = time.thread_time() - c0
         return FrameResult(frame.index, frame.time_s, frame.image, poses, tracks, frame.name, timings)
 
+    def replay(self, frame: Frame, poses: Poses, timings: dict[str, float] | None = None) -> list[FrameResult]:
+        """Track one frame with known poses (no inference), smoothed as in :meth:`stream`, whose window
+        it shares: the results it makes final, oldest first (none while the window fills)."""
+        timings = {} if timings is None else timings
+        result = self.track(frame, poses, timings)
+        t0, c0 = time.perf_counter(), time.thread_time()
+        done = self.smoother.push(result, result.tracks)
+        timings["track"] += time.perf_counter() - t0  # smoothing counts as tracking
+        timings["track_cpu"] += time.thread_time() - c0
+        return [r if tracks is r.tracks else replace(r, tracks=tracks) for r, tracks in done]
+
+    def flush(self) -> list[FrameResult]:
+        """The results still held for smoothing, final now (the end of a video)."""
+        return [r if tracks is r.tracks else replace(r, tracks=tracks) for r, tracks in self.smoother.flush()]
+
     def process(self, frame: Frame) -> FrameResult:
+        """Detect, estimate and track one frame, causally (no smoothing window), as live display does."""
         timings: dict[str, float] = {}
         poses = self.estimate(frame.image, timings)
         return self.track(frame, poses, timings)
@@ -241,6 +268,9 @@ class Pipeline:
                 yield from self._serial(ahead)
             else:
                 yield from self._overlapped(ahead, workers)
+            # Only at the end of the frames: a consumer that stops early leaves the held results to a
+            # later stream (or a resume, which replays them exactly).
+            yield from self.flush()
 
     def _serial(self, ahead: Iterator[_Decoded]) -> Iterator[FrameResult]:
         while True:
@@ -250,9 +280,9 @@ class Pipeline:
             except StopIteration:
                 return
             wait = time.perf_counter() - t0
-            result = self.process(item.frame)
-            result.timings.update(decode=item.seconds, wait=wait)
-            yield result
+            timings = {"decode": item.seconds, "wait": wait}
+            poses = self.estimate(item.frame.image, timings)
+            yield from self.replay(item.frame, poses, timings)
 
     def _overlapped(self, ahead: Iterator[_Decoded], workers: int) -> Iterator[FrameResult]:
         def detect(image: np.ndarray):
@@ -281,7 +311,7 @@ class Pipeline:
                     detections, features, detect_s = future.result()
                     timings = {"decode": item.seconds, "detect": detect_s, "wait": time.perf_counter() - t0}
                     poses = self._poses(item.frame.image, detections, timings, features)
-                    yield self.track(item.frame, poses, timings)
+                    yield from self.replay(item.frame, poses, timings)
             finally:
                 for _, future in pending:
                     future.cancel()

@@ -23,6 +23,8 @@ once, with no per-track Python loop; tests check its numbers against filterpy's 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from filterpy.common import Q_discrete_white_noise
 
@@ -54,6 +56,21 @@ def box_size(box: np.ndarray) -> np.ndarray:
     w = np.maximum(box[..., 2] - box[..., 0], 0.0)
     h = np.maximum(box[..., 3] - box[..., 1], 0.0)
     return np.maximum(np.sqrt(w * h), MIN_SIZE)
+
+
+@dataclass
+class CVState:
+    """Estimates of :class:`ConstantVelocity` rows at one instant: position and velocity float64[T, P, 2],
+    covariance entries float64[T, P]."""
+
+    pos: np.ndarray
+    vel: np.ndarray
+    p_pp: np.ndarray
+    p_pv: np.ndarray
+    p_vv: np.ndarray
+
+    def rows(self, index: np.ndarray) -> "CVState":
+        return CVState(self.pos[index], self.vel[index], self.p_pp[index], self.p_pv[index], self.p_vv[index])
 
 
 class ConstantVelocity:
@@ -88,6 +105,10 @@ class ConstantVelocity:
         """Keep only rows where bool[T] ``mask`` is True (order preserved)."""
         for name in ("pos", "vel", "p_pp", "p_pv", "p_vv"):
             setattr(self, name, getattr(self, name)[mask])
+
+    def snapshot(self) -> "CVState":
+        """A copy of the current estimates of every row."""
+        return CVState(self.pos.copy(), self.vel.copy(), self.p_pp.copy(), self.p_pv.copy(), self.p_vv.copy())
 
     def predict(self, dt: int, accel_var: np.ndarray, damping: np.ndarray | None = None) -> None:
         """Advance all rows by ``dt`` frames.
@@ -220,6 +241,7 @@ class KeypointKalman:
         self.damping = damping
         self.cv = ConstantVelocity(len(self.joint_scale))
         self.measured = np.zeros((0, self.num_joints), bool)  # measured in the last update; the rest get damped
+        self.last_damping = np.ones((0, self.num_joints))  # factor on each row's velocity in the last predict
 
     def __len__(self) -> int:
         return len(self.cv)
@@ -258,6 +280,7 @@ class KeypointKalman:
         damping = np.where(self.measured, 1.0, self.damping ** dt) if self.damping != 1.0 else None
         self.cv.predict(dt, (self.accel_std * np.asarray(size, np.float64)) ** 2, damping)
         self.measured[:] = False
+        self.last_damping = np.ones(self.cv.p_pp.shape) if damping is None else damping
 
     def update(self, rows: np.ndarray, kpts: np.ndarray, size: np.ndarray) -> None:
         """Correct rows int[M] with keypoints float[M, K, 3] of detections of size float[M].

@@ -43,7 +43,7 @@ from posecore.skeleton import COCO17, get_skeleton
 from posecore.types import Poses, Track, TrackState
 
 from .association import assign, box_iou, centre_distance, pose_oks, pose_similarity, segment_distance
-from .kalman import BoxKalman, KeypointKalman, box_size
+from .kalman import BoxKalman, CVState, KeypointKalman, box_size
 
 COORD_LIMIT = 1e6  # px; inputs are clipped to +-this so squares and sums stay finite
 _NEVER = np.iinfo(np.int64).max // 4  # "frames since seen" of a joint never seen
@@ -99,6 +99,10 @@ class TrackerConfig:
                                 help="joint measurement std at confidence 1 (variance grows as 1 / confidence)")
     kp_accel_std: float = option(0.004, gt=0.0, le=10.0, help="joint process noise: velocity change per frame")
     kp_init_vel_std: float = option(0.05, ge=0.0, le=10.0, help="unknown velocity of a new track's joints, per frame")
+    smoothing_lag: int = option(1, ge=0, le=30,
+                                help="batch runs: frames of look-ahead for smoothing the joints (trackers.smoother); "
+                                     "results come out this many frames later; 0: the causal filter alone. "
+                                     "Live display (the GUI) is always causal")
     # Box filter.
     box_meas_std: float = option(0.05, gt=0.0, le=10.0, help="box centre and side measurement std")
     box_accel_std: float = option(0.01, gt=0.0, le=10.0, help="box process noise: velocity change per frame")
@@ -107,6 +111,23 @@ class TrackerConfig:
     def __post_init__(self) -> None:
         if self.low_score > self.high_score:
             raise ConfigError(f"low_score: must be <= high_score ({self.high_score}), got {self.low_score}")
+
+
+@dataclass
+class JointStep:
+    """The joint filters' part of one :meth:`Tracker.update`, kept for smoothing with later frames.
+
+    prior_ids int64[T0], prior: every held track's joints predicted to this frame before its
+    measurements, with a step of ``dt`` frames and the factors damping float64[T0, K] on their
+    velocities; ids int64[T1], post: the estimates after the update (tracks removed and born included).
+    """
+
+    prior_ids: np.ndarray
+    prior: CVState
+    dt: int
+    damping: np.ndarray
+    ids: np.ndarray
+    post: CVState
 
 
 @dataclass
@@ -161,6 +182,9 @@ class Tracker:
     def __init__(self, config: TrackerConfig | None = None, **options: Any) -> None:
         base = to_dict(config if config is not None else TrackerConfig())
         self.config: TrackerConfig = from_dict(TrackerConfig, {**base, **options})
+        # Set by a smoother (trackers.smoother) that needs each update's JointStep in ``last_step``.
+        self.record_steps = False
+        self.last_step: JointStep | None = None
         self.reset()
 
     @classmethod
@@ -242,10 +266,14 @@ class Tracker:
         self._frame_count += 1
 
         self._predict(dt)
+        if self.record_steps:
+            prior = (self._ids.copy(), self._kp.cv.snapshot(), self._kp.last_damping.copy())
         pairs, free_dets = self._associate(det)
         self._correct(pairs, det)
         self._age_out()
         self._birth(det, free_dets)
+        if self.record_steps:
+            self.last_step = JointStep(prior[0], prior[1], dt, prior[2], self._ids.copy(), self._kp.cv.snapshot())
         return self._report()
 
     # ------------------------------------------------------------------ steps

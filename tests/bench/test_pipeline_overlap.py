@@ -86,3 +86,34 @@ def test_auto_threads_leave_cores_for_decoding_and_encoding():
     assert auto_threads(2, cores=4) == 1
     assert auto_threads(2, cores=8) == 3
     assert auto_threads(1, cores=1) == 1
+
+
+class _ShakyDetector(_PixelDetector):
+    """The same person, with the joints shaken by a fixed pattern: something for smoothing to remove."""
+
+    def detect(self, image):
+        d = super().detect(image)
+        frame = (int(image[0, 0, 0]) - 10) // 2
+        d.keypoints[..., 1] += 3.0 * (-1) ** frame
+        return d
+
+
+def test_stream_smooths_with_look_ahead_and_keeps_every_frame():
+    def run(lag, workers):
+        p = Pipeline(_ShakyDetector(), YoloPoseEstimator(), Tracker(), workers=workers, threads=1, smoothing_lag=lag)
+        return [(r.index, r.tracks) for r in p.stream(_frames(30))], p
+
+    causal, _ = run(0, 1)
+    for workers in (1, 2):
+        lagged, p = run(2, workers)
+        assert [i for i, _ in lagged] == list(range(30))  # all frames, in order, the last ones at the end
+        assert [[t.track_id for t in ts] for _, ts in lagged] == [[t.track_id for t in ts] for _, ts in causal]
+        for (_, a), (_, b) in zip(lagged, causal):
+            np.testing.assert_array_equal(a[0].box, b[0].box)
+        y = np.array([ts[0].keypoints[:, 1] for _, ts in lagged])
+        y0 = np.array([ts[0].keypoints[:, 1] for _, ts in causal])
+        acc, acc0 = np.abs(np.diff(y, 2, axis=0)).mean(), np.abs(np.diff(y0, 2, axis=0)).mean()
+        assert acc < 0.5 * acc0, (acc, acc0)
+        assert p.flush() == []  # nothing left behind
+    # A photo has nothing to smooth across: stills pass straight through.
+    assert Pipeline(_ShakyDetector(), YoloPoseEstimator(), Tracker(), stills=True, smoothing_lag=2).smoother.lag == 0

@@ -118,6 +118,12 @@ def test_occluders_cover_the_target():
 
 def test_occlupose_tracker_adapter_reports_measured_tracks():
     tr = OccluposeTracker()
-    out = [tr.update(p, None, f) for f, p in enumerate(_walker(10))]
+    out = []
+    for f, p in enumerate(_walker(10)):
+        done = tr.update(p, None, f)
+        assert len(done) == (0 if f < tr.smoother.lag else 1)  # one frame per frame, once the window is full
+        out += done
+    out += tr.flush()
+    assert len(out) == 10
     assert all(o.measured.all() and len(o.ids) == 2 for o in out)
     assert len({tuple(o.ids) for o in out}) == 1
