@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from posecore.weights import load_checkpoint
+from tests.conftest import shared_path
 from train import commands
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,6 +117,9 @@ def test_cli_bad_input_is_one_line_without_traceback(cpu_config):
 def test_config_mistakes_name_their_key(override, needle, cpu_config, capsys):
     from train.__main__ import main
 
+    if override.startswith("model."):
+        shared_path("coco_mini_train2017")  # the model is built after the data is read
+
     assert main(["fit", "--config", str(cpu_config), override]) == 2
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]  # (after the dataset report, when the data was read first)
@@ -124,6 +128,8 @@ def test_config_mistakes_name_their_key(override, needle, cpu_config, capsys):
 
 def test_eval_of_missing_weights_is_one_line(cpu_config, capsys, tmp_path):
     from train.__main__ import main
+
+    shared_path("coco_sample")  # the data files are checked before the weights
 
     assert main(["eval", "--config", str(cpu_config), "--weights", str(tmp_path / "none.pt")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
