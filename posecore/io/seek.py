@@ -14,7 +14,6 @@ import bisect
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import SourceError
@@ -41,7 +40,7 @@ class SeekableVideo:
         if start == 0:
             return iter(self.source)
         if self.source._backend == "opencv":
-            return self._frames_opencv(start)
+            return self.source._frames_opencv(start)
         return self._frames_pyav(start)
 
     # ------------------------------------------------------------------ PyAV
@@ -109,18 +108,3 @@ class SeekableVideo:
             raise SourceError(f"cannot read video {self.path}: {_first_line(e)}") from None
         finally:
             container.close()
-
-    # ------------------------------------------------------------------ OpenCV
-    def _frames_opencv(self, start: int) -> Iterator[Frame]:
-        cap = cv2.VideoCapture(str(self.path))
-        try:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, start)
-            index = start
-            while True:
-                ok, image = cap.read()
-                if not ok:
-                    break
-                yield Frame(index, index / (self.fps or 30.0), image)
-                index += 1
-        finally:
-            cap.release()

@@ -231,10 +231,13 @@ class VideoFileSource(FrameSource):
         if self.damage:
             log.info("%s", self.damage)
 
-    def _frames_opencv(self) -> Iterator[Frame]:
+    def _frames_opencv(self, start: int = 0) -> Iterator[Frame]:
+        """The frames from ``start`` on (OpenCV seeks by frame number)."""
         with _quiet_opencv():
             cap = cv2.VideoCapture(str(self.path))
-        index = 0
+            if start:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+        index = start
         try:
             while True:
                 with _quiet_opencv():
@@ -245,7 +248,7 @@ class VideoFileSource(FrameSource):
                 index += 1
         finally:
             cap.release()
-        if index == 0:
+        if index == 0:  # (a seek past the end just ends)
             raise SourceError(f"video has no frames: {self.path}")
 
 

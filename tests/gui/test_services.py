@@ -121,6 +121,19 @@ def test_seekable_video_matches_sequential_decoding(demo_clip):
     assert list(video.frames(len(frames))) == []
 
 
+def test_seekable_video_with_the_opencv_fallback(demo_clip):
+    """Where PyAV cannot open a file, OpenCV reads it; seeking then goes by frame number."""
+    source = VideoFileSource(demo_clip)
+    source._backend = "opencv"
+    frames = [f.image for f in source]
+    video = SeekableVideo(source)
+    for start in (5, 40):
+        got = list(video.frames(start))
+        assert [f.index for f in got] == list(range(start, len(frames)))
+        assert np.array_equal(got[0].image, frames[start]) and np.array_equal(got[-1].image, frames[-1])
+    assert list(video.frames(len(frames) + 3)) == []
+
+
 def test_seekable_video_without_trustworthy_timestamps(shared_data):
     """An AVI whose decoded timestamps are out of order: seeking decodes from the start instead."""
     path = shared_data / "videos" / "opencv_vtest.avi"
