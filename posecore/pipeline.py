@@ -220,11 +220,13 @@ class Pipeline:
         timings.update(pose=t2 - t1, refine=t3 - t2)
         return poses
 
-    def track(self, frame: Frame, poses: Poses, timings: dict[str, float] | None = None) -> FrameResult:
-        """Feed one frame's poses to the tracker and package the result."""
+    def track(self, frame: Frame, poses: Poses, timings: dict[str, float] | None = None,
+              stills: bool | None = None) -> FrameResult:
+        """Feed one frame's poses to the tracker and package the result; ``stills`` (default: the
+        pipeline's setting) treats the frame as a photo of its own."""
         timings = {} if timings is None else timings
         t0, c0 = time.perf_counter(), time.thread_time()
-        if self.stills:
+        if self.stills if stills is None else stills:
             self.tracker.reset()  # a new photo: nobody carries over, everyone is reported as detected
         tracks = self.tracker.update(poses, frame.index)
         timings["track"] = time.perf_counter() - t0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from posecore.errors import SourceError
 from posecore.io.seek import SeekableVideo
-from posecore.io.sources import Frame, FrameSource, VideoFileSource, open_source
+from posecore.io.sources import Frame, FrameSource, ImageFolderSource, VideoFileSource, open_source
 from posecore.io.threads import Prefetcher
 
 from .latest import LatestSlot, SlotClosed
@@ -44,6 +44,7 @@ class Feed:
     name: str = ""
     is_live: bool = False
     seekable: bool = False
+    stills: bool = False  # unrelated photos (an image folder): each is tracked alone
     fps: float | None = None
     frame_count: int | None = None
 
@@ -137,6 +138,7 @@ class FileFeed(Feed):
         self.fps = source.fps
         self.frame_count = source.frame_count
         self.seekable = isinstance(source, SeekableVideo)
+        self.stills = isinstance(source, ImageFolderSource)
         self.realtime = realtime
         self._prefetch = prefetch
         self._clock = clock

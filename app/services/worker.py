@@ -529,7 +529,9 @@ class WorkerLoop:
             poses = self._pipeline.estimate(frame.image, timings)
             if self._det_threshold > 0 and len(poses):
                 poses = poses.select(poses.scores >= self._det_threshold)
-            result = self._pipeline.track(frame, poses, timings)
+            # Photos of a folder are tracked each alone, as `occlupose process` does by default.
+            stills = self._pipeline.stills or (self._feed is not None and self._feed.stills)
+            result = self._pipeline.track(frame, poses, timings, stills=stills)
         except OccluposeError as e:  # e.g. weights that do not fit this backend
             self.events.error("model", str(e))
             self._playing = False

@@ -244,6 +244,20 @@ def test_worker_processes_a_file_in_order_and_records_it(run_worker, small_clip,
     assert VideoFileSource(info.paths["video"]).frame_count == 40
 
 
+def test_worker_tracks_photos_of_a_folder_each_alone(run_worker, small_clip, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), np.full((240, 320, 3), 30 * i, np.uint8))
+    for source, first_ages in ((folder, [0] * 5), (small_clip, [0, 1, 2, 3, 4])):
+        worker, ev = run_worker()
+        worker.open(str(source))
+        ev.wait("state", lambda s: s.status == Status.ENDED)
+        # A photo is a fresh start: everyone found is a new track, exactly as detected.
+        ages = [max(t.age for t in f.result.tracks) for f in ev.frames[:5]]
+        assert ages == first_ages, source
+
+
 def test_worker_seek_step_and_replay(run_worker, small_clip):
     worker, ev = run_worker()
     worker.open(str(small_clip), play=False)
