@@ -313,7 +313,7 @@ def _format_video(v: dict) -> list[str]:
     lines.append("  " + " | ".join(f"{k} {st[k]:.2f}" for k in ("decode", "detect", "pose", "refine", "track", "draw",
                                                                  "encode")))
     lines.append(f"  tracking + smoothing: {st['track_cpu']:.2f} ms of CPU = {100 * v['tracking_share']:.2f} % of the time per "
-                 f"frame ({st['track']:.2f} ms = {100 * v.get('tracking_share_wall', float('nan')):.2f} % wall clock, "
+                 f"frame ({st['track']:.2f} ms = {100 * v['tracking_share_wall']:.2f} % wall clock, "
                  "which also counts waiting for a core or the GIL while the other threads work)")
     q = v["quality"]
     names = {"bytetrack": "ByteTrack", "botsort": "BoT-SORT", "occlupose": "occlupose"}

@@ -433,10 +433,11 @@ class OccluposeTracker:
 
     def __init__(self, config: TrackerConfig | None = None):
         self.tracker = Tracker(config)
-        self.smoother: FixedLagSmoother[int] = FixedLagSmoother(self.tracker, self.tracker.config.smoothing_lag)
+        self.smoother: FixedLagSmoother[int] = FixedLagSmoother(self.tracker.config.smoothing_lag)
 
     def update(self, poses: Poses, image: np.ndarray | None, frame_index: int) -> list[FrameTracks]:
-        done = self.smoother.push(poses.num_joints, self.tracker.update(poses, frame_index))
+        tracks = self.tracker.update(poses, frame_index, keep_step=True)
+        done = self.smoother.push(poses.num_joints, tracks, self.tracker.last_step)
         return [FrameTracks.from_tracks(tracks, k) for k, tracks in done]
 
     def flush(self) -> list[FrameTracks]:

@@ -37,7 +37,7 @@ from .estimators.base import PoseEstimator
 from .estimators.yolo import YoloPoseEstimator
 from .io.sources import Frame
 from .io.threads import Prefetcher
-from .types import Detections, FrameResult, Poses
+from .types import Detections, FrameResult, Poses, Track
 
 
 @dataclass
@@ -137,6 +137,11 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+def _with_tracks(done: list[tuple[FrameResult, list[Track]]]) -> list[FrameResult]:
+    """Each result with the tracks the smoother made final for it."""
+    return [r if tracks is r.tracks else replace(r, tracks=tracks) for r, tracks in done]
+
+
 class Pipeline:
     """Runs the stages on frames. Stages are plain objects with ``detect`` / ``estimate`` /
     ``refine`` / ``update`` methods, so any of them can be swapped or faked. A detector whose
@@ -157,7 +162,7 @@ class Pipeline:
         if smoothing_lag is None:  # the tracker's own setting; a stand-in tracker without one: none
             smoothing_lag = getattr(getattr(tracker, "config", None), "smoothing_lag", 0)
         # Unrelated photos have nothing to smooth across.
-        self.smoother: FixedLagSmoother[FrameResult] = FixedLagSmoother(tracker, 0 if stills else smoothing_lag)
+        self.smoother: FixedLagSmoother[FrameResult] = FixedLagSmoother(0 if stills else smoothing_lag)
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig | dict) -> "Pipeline":
@@ -224,11 +229,16 @@ class Pipeline:
               stills: bool | None = None) -> FrameResult:
         """Feed one frame's poses to the tracker and package the result; ``stills`` (default: the
         pipeline's setting) treats the frame as a photo of its own."""
-        timings = {} if timings is None else timings
+        return self._track(frame, poses, {} if timings is None else timings, stills, keep_step=False)
+
+    def _track(self, frame: Frame, poses: Poses, timings: dict[str, float], stills: bool | None,
+               keep_step: bool) -> FrameResult:
         t0, c0 = time.perf_counter(), time.thread_time()
         if self.stills if stills is None else stills:
             self.tracker.reset()  # a new photo: nobody carries over, everyone is reported as detected
-        tracks = self.tracker.update(poses, frame.index)
+        # (only asked for when smoothing: a stand-in tracker need not know the argument)
+        tracks = self.tracker.update(poses, frame.index, keep_step=True) if keep_step else \
+            self.tracker.update(poses, frame.index)
         timings["track"] = time.perf_counter() - t0
         # CPU time of this thread: with other threads busy, the wall time above also counts the waits
         # for a core or for the GIL, while the others work.
@@ -239,16 +249,17 @@ class Pipeline:
         """Track one frame with known poses (no inference), smoothed as in :meth:`stream`, whose window
         it shares: the results it makes final, oldest first (none while the window fills)."""
         timings = {} if timings is None else timings
-        result = self.track(frame, poses, timings)
+        smoothing = self.smoother.lag > 0
+        result = self._track(frame, poses, timings, None, keep_step=smoothing)
         t0, c0 = time.perf_counter(), time.thread_time()
-        done = self.smoother.push(result, result.tracks)
+        done = self.smoother.push(result, result.tracks, self.tracker.last_step if smoothing else None)
         timings["track"] += time.perf_counter() - t0  # smoothing counts as tracking
         timings["track_cpu"] += time.thread_time() - c0
-        return [r if tracks is r.tracks else replace(r, tracks=tracks) for r, tracks in done]
+        return _with_tracks(done)
 
     def flush(self) -> list[FrameResult]:
         """The results still held for smoothing, final now (the end of a video)."""
-        return [r if tracks is r.tracks else replace(r, tracks=tracks) for r, tracks in self.smoother.flush()]
+        return _with_tracks(self.smoother.flush())
 
     def process(self, frame: Frame) -> FrameResult:
         """Detect, estimate and track one frame, causally (no smoothing window), as live display does."""

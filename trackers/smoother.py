@@ -29,7 +29,7 @@ import numpy as np
 
 from posecore.types import Track
 
-from .tracker import JointStep, Tracker
+from .tracker import JointStep
 
 T = TypeVar("T")
 
@@ -78,30 +78,27 @@ def rts_step(post, prior_next, x_next: np.ndarray, v_next: np.ndarray, dt: int, 
 class FixedLagSmoother(Generic[T]):
     """Holds results back ``lag`` frames and smooths their tracks' joints with the frames since.
 
-    Use: ``tracker.update(...)`` then ``push(item, tracks)`` with that update's tracks and anything to carry
-    along (``item``); each call returns the (item, tracks) pairs now final, oldest first. ``lag`` 0 passes
-    everything straight through. Call :meth:`reset` with the tracker's reset.
+    Use: ``tracks = tracker.update(poses, frame, keep_step=True)``, then
+    ``push(item, tracks, tracker.last_step)`` with anything to carry along (``item``); each call returns
+    the (item, tracks) pairs now final, oldest first. ``lag`` 0 passes everything straight through (no
+    step needed). Call :meth:`reset` with the tracker's reset.
     """
 
-    def __init__(self, tracker: Tracker, lag: int):
+    def __init__(self, lag: int):
         if lag < 0:
             raise ValueError(f"lag: must be >= 0, got {lag}")
-        self.tracker = tracker
         self.lag = lag
-        tracker.record_steps = lag > 0
         self._held: deque[_Held[T]] = deque()
 
     def reset(self) -> None:
         """Drop what is held (IDs start again after the tracker's reset; they must not be linked)."""
         self._held.clear()
 
-    def push(self, item: T, tracks: list[Track]) -> list[tuple[T, list[Track]]]:
+    def push(self, item: T, tracks: list[Track], step: JointStep | None) -> list[tuple[T, list[Track]]]:
         if self.lag == 0:
             return [(item, tracks)]
-        step = self.tracker.last_step
         if step is None:
-            raise RuntimeError("FixedLagSmoother.push: call it right after the tracker's update")
-        self.tracker.last_step = None
+            raise ValueError("FixedLagSmoother.push: needs the step of the update, from update(..., keep_step=True)")
         self._held.append(_Held(item, tracks, step))
         out = []
         while len(self._held) > self.lag:

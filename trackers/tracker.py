@@ -182,9 +182,7 @@ class Tracker:
     def __init__(self, config: TrackerConfig | None = None, **options: Any) -> None:
         base = to_dict(config if config is not None else TrackerConfig())
         self.config: TrackerConfig = from_dict(TrackerConfig, {**base, **options})
-        # Set by a smoother (trackers.smoother) that needs each update's JointStep in ``last_step``.
-        self.record_steps = False
-        self.last_step: JointStep | None = None
+        self.last_step: JointStep | None = None  # of the last update(..., keep_step=True)
         self.reset()
 
     @classmethod
@@ -228,8 +226,9 @@ class Tracker:
 
     # ------------------------------------------------------------------ main step
 
-    def update(self, poses: Poses, frame_index: int) -> list[Track]:
-        """Feed one frame's poses; return this frame's tracks, sorted by ID.
+    def update(self, poses: Poses, frame_index: int, keep_step: bool = False) -> list[Track]:
+        """Feed one frame's poses; return this frame's tracks, sorted by ID. ``keep_step``: also keep the
+        joint filters' part of this update in ``last_step``, for a smoother (trackers.smoother).
 
         Returned:
 
@@ -266,14 +265,14 @@ class Tracker:
         self._frame_count += 1
 
         self._predict(dt)
-        if self.record_steps:
+        if keep_step:
             prior = (self._ids.copy(), self._kp.cv.snapshot(), self._kp.last_damping.copy())
         pairs, free_dets = self._associate(det)
         self._correct(pairs, det)
         self._age_out()
         self._birth(det, free_dets)
-        if self.record_steps:
-            self.last_step = JointStep(prior[0], prior[1], dt, prior[2], self._ids.copy(), self._kp.cv.snapshot())
+        self.last_step = JointStep(prior[0], prior[1], dt, prior[2], self._ids.copy(),
+                                   self._kp.cv.snapshot()) if keep_step else None
         return self._report()
 
     # ------------------------------------------------------------------ steps

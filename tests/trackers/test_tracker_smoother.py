@@ -4,6 +4,7 @@ tracker (order, what it may change, what it gains)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from filterpy.common import Q_discrete_white_noise
 from filterpy.kalman import KalmanFilter
 
@@ -68,11 +69,11 @@ def _walker_frames(n: int, seed: int = 0, people: int = 2):
 
 def _run(lag: int, frames):
     tracker = Tracker(smoothing_lag=lag)
-    smoother = FixedLagSmoother(tracker, lag)
+    smoother = FixedLagSmoother(lag)
     out = []
     for f, poses in enumerate(frames):
-        causal = tracker.update(poses, f)
-        done = smoother.push((f, causal), causal)
+        causal = tracker.update(poses, f, keep_step=True)
+        done = smoother.push((f, causal), causal, tracker.last_step)
         assert len(done) == (1 if f >= lag else 0)
         out += done
     out += smoother.flush()
@@ -102,25 +103,28 @@ def test_smoothing_keeps_people_and_boxes_and_lowers_jitter():
         assert _jitter(smoothed, 2) < _jitter(causal, 2)
     # Lag 0 hands every result through untouched.
     t = Tracker()
-    s = FixedLagSmoother(t, 0)
+    s = FixedLagSmoother(0)
     tracks = t.update(frames[0], 0)
-    assert s.push("x", tracks) == [("x", tracks)]
+    assert t.last_step is None  # kept only when asked for
+    assert s.push("x", tracks, None) == [("x", tracks)]
 
 
 def test_last_frame_is_causal_and_reset_forgets_held_frames():
     frames = _walker_frames(6)
     tracker = Tracker()
-    smoother = FixedLagSmoother(tracker, 2)
+    smoother = FixedLagSmoother(2)
     causal = []
     for f, poses in enumerate(frames):
-        causal.append(tracker.update(poses, f))
-        smoother.push(f, causal[-1])
+        causal.append(tracker.update(poses, f, keep_step=True))
+        smoother.push(f, causal[-1], tracker.last_step)
     final = smoother.flush()
     assert [f for f, _ in final] == [4, 5]
     # Nothing after the last frame: its estimate is the filter's own.
     np.testing.assert_array_equal(final[-1][1][0].keypoints, causal[-1][0].keypoints)
     assert not np.array_equal(final[0][1][0].keypoints, causal[4][0].keypoints)
-    tracker.update(frames[0], 0)
-    smoother.push(0, [])
+    tracker.update(frames[0], 0, keep_step=True)
+    smoother.push(0, [], tracker.last_step)
     smoother.reset()
     assert smoother.flush() == []
+    with pytest.raises(ValueError, match="keep_step"):
+        smoother.push(1, [], None)  # nothing to smooth with
