@@ -4,6 +4,7 @@ worker events that record what the worker reports."""
 from __future__ import annotations
 
 import queue
+import threading
 import time
 
 import numpy as np
@@ -98,3 +99,29 @@ class RecordingEvents:
             if kind == what and pred(value):
                 return value
         raise AssertionError(f"no {what} event within {timeout} s")
+
+
+class RunningWorkers:
+    """Starts ``WorkerLoop``s on threads, each with :class:`RecordingEvents`, and stops them all at the
+    end (each thread must end within ``join_s``)."""
+
+    def __init__(self, join_s: float):
+        self.join_s = join_s
+        self.started = []
+
+    def start(self, factory, opener=None, options=None, feed_opener=None):
+        from app.services.worker import WorkerLoop, WorkerOptions
+
+        events = RecordingEvents()
+        worker = WorkerLoop(events, factory, opener, options=options or WorkerOptions(poll_s=0.02),
+                            feed_opener=feed_opener)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        self.started.append((worker, thread))
+        return worker, events
+
+    def stop_all(self) -> None:
+        for worker, thread in self.started:
+            worker.shutdown()
+            thread.join(self.join_s)
+            assert not thread.is_alive()

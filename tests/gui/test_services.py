@@ -16,13 +16,13 @@ from app.services.recording import Recorder, RecordingRequest, save_snapshot
 from app.services.render import TrackTable
 from app.services.replay import ReplayLiveSource
 from app.services.stats import RateMeter, StatsAccumulator
-from app.services.worker import PipelineSettings, Status, WorkerLoop, WorkerOptions
+from app.services.worker import PipelineSettings, Status
 from posecore.draw import DrawOptions
 from posecore.errors import SourceError, WeightsError
 from posecore.io.result_writers import read_jsonl
 from posecore.io.seek import SeekableVideo
 from posecore.io.sources import Frame, VideoFileSource
-from tests.gui.fakes import RecordingEvents, fake_pipeline
+from tests.gui.fakes import RunningWorkers, fake_pipeline
 
 
 # ---------------------------------------------------------------------- the slot of one
@@ -204,22 +204,13 @@ def test_live_feed_hands_over_the_newest_frame_and_reports_failure():
 # ---------------------------------------------------------------------- the worker loop
 @pytest.fixture
 def run_worker():
-    started = []
+    workers = RunningWorkers(join_s=10)
 
     def start(factory=lambda s: fake_pipeline(), opener=None, options=None, feed_opener=None):
-        events = RecordingEvents()
-        worker = WorkerLoop(events, factory, opener, options=options or WorkerOptions(poll_s=0.02),
-                            feed_opener=feed_opener)
-        thread = threading.Thread(target=worker.run, daemon=True)
-        thread.start()
-        started.append((worker, thread))
-        return worker, events
+        return workers.start(factory, opener, options, feed_opener)
 
     yield start
-    for worker, thread in started:
-        worker.shutdown()
-        thread.join(10)
-        assert not thread.is_alive()
+    workers.stop_all()
 
 
 def test_worker_processes_a_file_in_order_and_records_it(run_worker, small_clip, tmp_path):

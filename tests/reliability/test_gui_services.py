@@ -4,37 +4,24 @@ reported as an error event, nothing crashes, the worker stays usable and what it
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
-from app.services.worker import Status, WorkerLoop, WorkerOptions
+from app.services.worker import Status
 from posecore.io import result_writers
 from posecore.io.result_writers import read_jsonl
 from posecore.io.sources import open_source
 
-from tests.gui.fakes import RecordingEvents
+from tests.gui.fakes import RunningWorkers
 from tests.reliability.media import FailingSource, FullDisk, scripted_pipeline, stalling_http_server, write_video
 
 
 @pytest.fixture
 def worker():
-    started = []
-
-    def start(opener=None):
-        events = RecordingEvents()
-        w = WorkerLoop(events, lambda settings: scripted_pipeline(), opener, options=WorkerOptions(poll_s=0.02))
-        t = threading.Thread(target=w.run, daemon=True)
-        t.start()
-        started.append((w, t))
-        return w, events
-
-    yield start
-    for w, t in started:
-        w.shutdown()
-        t.join(15)
-        assert not t.is_alive()
+    workers = RunningWorkers(join_s=15)
+    yield lambda opener=None: workers.start(lambda settings: scripted_pipeline(), opener)
+    workers.stop_all()
 
 
 @pytest.fixture(scope="module")
