@@ -14,6 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from app.arguments import whole_number
 from posecore.config import apply_overrides, dotted_keys, from_dict, load_yaml
 from posecore.errors import ConfigError, OccluposeError
 from posecore.pipeline import PipelineConfig
@@ -51,14 +52,7 @@ def _positive_seconds(text: str) -> float:
     return v
 
 
-def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
+positive_int = whole_number(1)
 
 
 def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:

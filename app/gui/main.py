@@ -10,6 +10,7 @@ import argparse
 import signal
 import sys
 
+from app.arguments import whole_number
 from app.gui.qt_env import use_pyqt_plugins
 
 SETTINGS_ORG = "occlupose"
@@ -22,22 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pose", choices=["yolo", "dag"], help="pose backend")
     p.add_argument("--weights", help="checkpoint for --pose dag")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--imgsz", type=_imgsz, help="detector input size in pixels (32-4096)")
+    p.add_argument("--imgsz", type=whole_number(32, 4096), help="detector input size in pixels (32-4096)")
     p.add_argument("--realtime", action="store_true", default=None,
                    help="play files at their own rate, skipping frames when processing is slower")
     p.add_argument("--settings", metavar="INI", help="read and save settings in this INI file instead of "
                                                       "the user's default place")
     return p
-
-
-def _imgsz(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 32 <= v <= 4096:
-        raise argparse.ArgumentTypeError(f"must be between 32 and 4096, got {v}")
-    return v
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
