@@ -5,20 +5,12 @@ import torch
 from posecore.errors import ConfigError
 from posecore.models import build_model
 from posecore.refine import Refiner, RefinerConfig
-from posecore.types import Poses
 from posecore.weights import save_checkpoint
+from tests.refine.scenes import three_people
 
 
 def _poses():
-    rng = np.random.default_rng(0)
-    boxes = np.array([[100, 50, 200, 300], [140, 60, 240, 310], [600, 100, 700, 350]], np.float32)
-    kpts = np.zeros((3, 17, 3), np.float32)
-    for i, (x1, y1, x2, y2) in enumerate(boxes):
-        kpts[i, :, 0] = rng.uniform(x1, x2, 17)
-        kpts[i, :, 1] = rng.uniform(y1, y2, 17)
-        kpts[i, :, 2] = rng.uniform(0.1, 1.0, 17)
-    seen = kpts[..., 2] > 0.5
-    return Poses(boxes, np.array([0.9, 0.8, 0.7]), kpts, seen)
+    return three_people(140)
 
 
 def _perturbed(model):

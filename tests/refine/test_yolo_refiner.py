@@ -12,6 +12,7 @@ from posecore.refine_model import YoloRefinerNet
 from posecore.types import Poses
 from posecore.weights import read_checkpoint, save_checkpoint
 from posecore.yolo_features import YoloFeatures
+from tests.refine.scenes import three_people
 
 FRAME = np.zeros((480, 800, 3), np.uint8)
 CHANNELS = (64, 128, 256)
@@ -24,15 +25,7 @@ def _features(seed: int = 0) -> YoloFeatures:
 
 
 def _poses() -> Poses:
-    """Three people; the first two overlap (IoU about 0.43), the third stands apart."""
-    rng = np.random.default_rng(0)
-    boxes = np.array([[100, 50, 200, 300], [130, 60, 230, 310], [600, 100, 700, 350]], np.float32)
-    kpts = np.zeros((3, 17, 3), np.float32)
-    for i, (x1, y1, x2, y2) in enumerate(boxes):
-        kpts[i, :, 0] = rng.uniform(x1, x2, 17)
-        kpts[i, :, 1] = rng.uniform(y1, y2, 17)
-        kpts[i, :, 2] = rng.uniform(0.1, 1.0, 17)
-    return Poses(boxes, np.array([0.9, 0.8, 0.7]), kpts, kpts[..., 2] > 0.5)
+    return three_people(130)
 
 
 def _net(couple: bool = True) -> YoloRefinerNet:
