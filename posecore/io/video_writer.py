@@ -5,9 +5,9 @@ works without look-ahead, so even a run that is killed outright (SIGKILL, power 
 that plays up to the last frame handed to the encoder; a normal close finalises it.
 
 Encoding shares the CPU with inference, so it is tuned for speed: x264's ``ultrafast`` preset and
-OpenCV's BGR->I420 conversion instead of swscale's. At 1080p that is about 10 ms of CPU a frame
-against 35 ms for ``veryfast`` with swscale, for about a fifth more bytes at the same CRF (and a
-closer match to the source: swscale's default conversion darkens by 1-3 levels).
+OpenCV's BGR->I420 conversion instead of swscale's. At 1080p that costs about a third of the CPU of
+``veryfast`` with swscale, for about a third more bytes at the same CRF, and matches the source more
+closely (swscale's default conversion darkens by 1-3 levels); ``tools/encode_cost.py`` measures both.
 """
 
 from __future__ import annotations
