@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from app.run.pipeline import Pipeline, PipelineConfig, available_cores, torch_threads
 from posecore.errors import ConfigError, OccluposeError
 from posecore.io.sources import VideoFileSource, open_source
-from posecore.pipeline import Pipeline, PipelineConfig, available_cores, torch_threads
 
 from .bench_quality import (TRACKERS, OccluposeTracker, UltralyticsTracker, deviation, id_switches, jitter,
                             plan_events, raw_along, replay)

@@ -25,11 +25,11 @@ from typing import Protocol
 
 import numpy as np
 
+from app.run.pipeline import Pipeline, torch_threads
 from posecore.draw import DrawOptions, Trails, draw_tracks
 from posecore.io.sources import Frame, open_source
 from posecore.io.threads import BackgroundSink
 from posecore.io.video_writer import VideoWriter
-from posecore.pipeline import Pipeline, torch_threads
 from posecore.types import Poses
 
 from .bench_quality import FrameTracks, from_ultralytics_result

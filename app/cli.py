@@ -15,9 +15,9 @@ import warnings
 from pathlib import Path
 
 from app.arguments import whole_number
+from app.run.pipeline import PipelineConfig
 from posecore.config import apply_overrides, dotted_keys, from_dict, load_yaml
 from posecore.errors import ConfigError, OccluposeError
-from posecore.pipeline import PipelineConfig
 
 log = logging.getLogger("occlupose")
 

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import cv2
 
+from app.run.pipeline import Pipeline, PipelineConfig
 from posecore.config import to_dict
 from posecore.draw import DrawOptions, Trails, draw_tracks
 from posecore.errors import OccluposeError, OutputError, SourceError
@@ -40,7 +41,6 @@ from posecore.io.result_writers import CsvWriter, JsonlWriter, read_jsonl, write
 from posecore.io.sources import Frame, FrameSource, ImageFolderSource, VideoFileSource, open_source
 from posecore.io.threads import BackgroundSink
 from posecore.io.video_writer import VideoWriter
-from posecore.pipeline import Pipeline, PipelineConfig
 from posecore.skeleton import get_skeleton
 from posecore.types import FrameResult
 

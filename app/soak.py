@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from app.run.pipeline import Pipeline, PipelineConfig
 from posecore.estimators.yolo import YoloPoseEstimator
 from posecore.io.sources import Frame, FrameSource
-from posecore.pipeline import Pipeline, PipelineConfig
 from posecore.types import Detections, Poses, Track
-from trackers.tracker import Tracker
+from trackers.tracker import Tracker, TrackerConfig
 
 # A standing person, COCO-17 joints as (x, y) in units of body height from the feet centre.
 _BODY = np.array([
@@ -122,6 +123,9 @@ class SceneDetector:
     justifies for a tracker that keeps lost tracks ``max_lost`` frames.
     """
 
+    thread_safe = False  # one scene, advanced in call order
+    device = torch.device("cpu")
+
     def __init__(self, cfg: SoakConfig, max_lost: int):
         self.cfg = cfg
         self.max_lost = max_lost
@@ -181,11 +185,19 @@ class _ProbedTracker:
         self.objects: list[tuple[int, int]] = []
         self.ids: set[int] = set()
 
+    @property
+    def config(self) -> TrackerConfig:
+        return self.tracker.config
+
+    @property
+    def last_step(self):
+        return self.tracker.last_step
+
     def reset(self) -> None:
         self.tracker.reset()
 
-    def update(self, poses: Poses, frame_index: int) -> list[Track]:
-        tracks = self.tracker.update(poses, frame_index)
+    def update(self, poses: Poses, frame_index: int, keep_step: bool = False) -> list[Track]:
+        tracks = self.tracker.update(poses, frame_index, keep_step=keep_step)
         self.max_tracks = max(self.max_tracks, self.tracker.num_tracks)
         self.ids.update(t.track_id for t in tracks)
         if frame_index % self.every == 0:
@@ -203,7 +215,9 @@ def run_soak(cfg: SoakConfig, outdir: str | Path | None = None) -> SoakReport:
     pipeline_cfg = PipelineConfig()
     tracker = _ProbedTracker(Tracker.from_config(pipeline_cfg.tracker), cfg.frames, cfg.samples)
     detector = SceneDetector(cfg, pipeline_cfg.tracker.max_lost)
-    pipeline = Pipeline(detector, YoloPoseEstimator(pipeline_cfg.pose.seen_threshold), tracker)  # type: ignore[arg-type]
+    # Causal, as the soak was measured (README): it watches memory, not smoothing.
+    pipeline = Pipeline(detector, YoloPoseEstimator(pipeline_cfg.pose.seen_threshold), tracker,  # type: ignore[arg-type]
+                        smoothing_lag=0)
     source = LoopingSource(cfg.frames, cfg.width, cfg.height, cfg.fps, seed=cfg.seed)
     with tempfile.TemporaryDirectory(prefix="occlupose-soak-") as tmp:
         opts = ProcessOptions("soak", Path(outdir or tmp), pipeline_cfg, video=cfg.video, progress=False)

@@ -50,6 +50,13 @@ class _SleepDetector:
     """Finds nobody, after a fixed time: the cost of a pipeline without its variance."""
 
     has_pose_head = True
+    thread_safe = False
+
+    @property
+    def device(self):
+        import torch
+
+        return torch.device("cpu")
 
     def __init__(self, seconds: float):
         self.seconds = seconds
@@ -69,7 +76,7 @@ def _factory(args):
 
     def fake(settings):
         from posecore.estimators.yolo import YoloPoseEstimator
-        from posecore.pipeline import Pipeline
+        from app.run.pipeline import Pipeline
         from trackers.tracker import Tracker
 
         return Pipeline(_SleepDetector(args.fake_ms / 1000), YoloPoseEstimator(), Tracker())

@@ -61,7 +61,7 @@ class PipelineSettings:
         return f"{model} on {self.device}, {self.imgsz} px"
 
     def to_config(self):
-        from posecore.pipeline import PipelineConfig, PoseConfig
+        from app.run.pipeline import PipelineConfig, PoseConfig
         from posecore.detector import DetectorConfig
 
         return PipelineConfig(
@@ -84,7 +84,7 @@ def default_pipeline_factory(settings: PipelineSettings):
     """The real pipeline (imports torch and loads weights: call it off the GUI thread)."""
     import torch
 
-    from posecore.pipeline import Pipeline
+    from app.run.pipeline import Pipeline
 
     settings.validate()
     pipeline = Pipeline.from_config(settings.to_config())

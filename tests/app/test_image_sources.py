@@ -10,9 +10,9 @@ import cv2
 import pytest
 
 from app import cli
+from app.run.pipeline import Pipeline
 from posecore.estimators.yolo import YoloPoseEstimator
 from posecore.io.result_writers import read_jsonl
-from posecore.pipeline import Pipeline
 from tests.conftest import shared_path
 from tests.reliability.media import ScriptedDetector, pattern, write_video
 from trackers.tracker import Tracker

@@ -13,9 +13,9 @@ import time
 import pytest
 
 from app.process import ProcessOptions, run_process
+from app.run.pipeline import Pipeline, PipelineConfig
 from posecore.io.result_writers import read_jsonl
 from posecore.io.sources import open_source
-from posecore.pipeline import Pipeline, PipelineConfig
 
 FRAMES = 24
 

@@ -3,11 +3,12 @@ tracked output equals the detector's own."""
 
 import numpy as np
 import pytest
+import torch
 
 from app.bench_still import still_image_ap
+from app.run.pipeline import Pipeline
 from posecore.estimators.yolo import YoloPoseEstimator
 from posecore.io.sources import Frame
-from posecore.pipeline import Pipeline
 from posecore.types import Detections
 from tests.conftest import shared_path
 from trackers.tracker import Tracker
@@ -17,6 +18,7 @@ class _Jumpy:
     """Unrelated photos: a person at nearly the same place, in a different pose each time."""
 
     thread_safe = True
+    device = torch.device("cpu")
 
     def detect(self, image):
         i = int(image[0, 0, 0])

@@ -8,9 +8,10 @@ import threading
 import time
 
 import numpy as np
+import torch
 
+from app.run.pipeline import Pipeline
 from posecore.estimators.yolo import YoloPoseEstimator
-from posecore.pipeline import Pipeline
 from posecore.types import Detections
 from trackers.tracker import Tracker
 
@@ -29,6 +30,8 @@ class FakeDetector:
     above 0.5); from ``occlude_from`` calls on, wrists drop out (the tracker predicts them)."""
 
     has_pose_head = True
+    thread_safe = False
+    device = torch.device("cpu")
 
     def __init__(self, scores=(0.9, 0.75), delay_s: float = 0.0, occlude_from: int = 6):
         self.scores = tuple(scores)

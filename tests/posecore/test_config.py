@@ -67,7 +67,7 @@ def test_load_yaml_errors(tmp_path):
 
 def test_bundled_pipeline_yaml_equals_code_defaults():
     import configs
-    from posecore.pipeline import PipelineConfig
+    from app.run.pipeline import PipelineConfig
 
     data = load_yaml(configs.path("pipeline.yaml"))
     cfg = from_dict(PipelineConfig, data)

@@ -4,9 +4,9 @@ own neck features in both the serial and the overlapped path, and `auto` follows
 import numpy as np
 import pytest
 
+from app.run.pipeline import Pipeline, PipelineConfig
 from posecore.assets import demo_clip
 from posecore.io.sources import open_source
-from posecore.pipeline import Pipeline, PipelineConfig
 from posecore.refine import shipped_refiner_path
 from posecore.weights import read_checkpoint
 

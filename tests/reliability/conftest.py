@@ -78,7 +78,7 @@ def real_clip() -> Path:
 def real_reference(real_clip, tmp_path_factory) -> Path:
     """The uninterrupted run, in this process, with the settings ``real_command`` gives the command line."""
     from app.process import ProcessOptions, run_process
-    from posecore.pipeline import Pipeline, PipelineConfig
+    from app.run.pipeline import Pipeline, PipelineConfig
 
     out = tmp_path_factory.mktemp("reference")
     cfg = PipelineConfig()

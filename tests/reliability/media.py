@@ -14,11 +14,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from app.run.pipeline import Pipeline
 from posecore.errors import SourceError
 from posecore.estimators.yolo import YoloPoseEstimator
 from posecore.io.sources import Frame, FrameSource
-from posecore.pipeline import Pipeline
 from posecore.types import Detections
 from trackers.tracker import Tracker
 
@@ -94,6 +95,9 @@ class ScriptedDetector:
     """Stands in for YOLO: returns the people ``people(i)`` gives, where i is the frame number drawn into
     the frame by ``pattern`` (so a replayed or re-decoded frame gets the same people), or, with
     ``by_content=False``, the count of calls so far."""
+
+    thread_safe = False
+    device = torch.device("cpu")
 
     def __init__(self, people=None, by_content: bool = True):
         self.people = people or two_walkers

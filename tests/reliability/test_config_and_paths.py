@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
+from app.run.pipeline import Pipeline
 from posecore.io.result_writers import read_jsonl
 from posecore.io.sources import open_source
-from posecore.pipeline import Pipeline
 
 from tests.reliability.conftest import assert_one_line_error, run_cli
 from tests.reliability.media import pattern, scripted_pipeline, write_video

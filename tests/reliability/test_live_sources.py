@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from app.process import ProcessOptions, run_process
+from app.run.pipeline import Pipeline
 from posecore.errors import SourceError
 from posecore.io.result_writers import read_jsonl
 from posecore.io.sources import ImageFolderSource, StreamSource, open_source
-from posecore.pipeline import Pipeline
 
 from tests.reliability.conftest import assert_one_line_error
 from tests.reliability.media import FailingSource, pattern, scripted_pipeline, stalling_http_server

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from app.process import ProcessOptions, run_process
+from app.run.pipeline import Pipeline
 from posecore.errors import OutputError
 from posecore.io import result_writers
 from posecore.io.result_writers import read_jsonl
 from posecore.io.sources import open_source
 from posecore.io.video_writer import VideoWriter
-from posecore.pipeline import Pipeline
 from trackers import TrackerConfig
 
 from tests.reliability.conftest import ROOT, assert_one_line_error, assert_same_results, real_command

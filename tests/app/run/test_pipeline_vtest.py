@@ -8,8 +8,8 @@ are that person's box centres read off the annotated frames (image pixels, 480x3
 import numpy as np
 import pytest
 
+from app.run.pipeline import Pipeline, PipelineConfig
 from posecore.io.sources import open_source
-from posecore.pipeline import Pipeline, PipelineConfig
 from tests.conftest import shared_path
 
 PATH = {45: (456, 206), 60: (395, 180), 75: (370, 155), 90: (364, 135), 105: (386, 116), 115: (404, 108)}

@@ -4,10 +4,11 @@ import threading
 import time
 
 import numpy as np
+import torch
 
+from app.run.pipeline import Pipeline, auto_threads
 from posecore.estimators.yolo import YoloPoseEstimator
 from posecore.io.sources import Frame
-from posecore.pipeline import Pipeline, auto_threads
 from posecore.types import Detections
 from trackers.tracker import Tracker
 
@@ -17,6 +18,7 @@ class _PixelDetector:
     slower for even frames, so workers finish out of order."""
 
     thread_safe = True
+    device = torch.device("cpu")
 
     def __init__(self):
         self.active = 0

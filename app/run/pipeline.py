@@ -23,21 +23,23 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
+from posecore.config import from_dict, option
+from posecore.detector import Detector, DetectorConfig
+from posecore.errors import ConfigError
+from posecore.estimators.base import PoseEstimator
+from posecore.estimators.yolo import YoloPoseEstimator
+from posecore.io.sources import Frame
+from posecore.io.threads import Prefetcher
+from posecore.types import Detections, FrameResult, Poses, Track
 from trackers.smoother import FixedLagSmoother
 from trackers.tracker import Tracker, TrackerConfig
 
-from .config import from_dict, option
-from .detector import Detector, DetectorConfig
-from .errors import ConfigError
-from .estimators.base import PoseEstimator
-from .estimators.yolo import YoloPoseEstimator
-from .io.sources import Frame
-from .io.threads import Prefetcher
-from .types import Detections, FrameResult, Poses, Track
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -74,7 +76,7 @@ def build_estimator(cfg: PoseConfig, device: str) -> PoseEstimator:
         return YoloPoseEstimator(cfg.seen_threshold)
     if not cfg.weights:
         raise ConfigError("pose.weights: the dag backend needs a checkpoint (--weights CKPT)")
-    from .estimators.topdown import TopDownEstimator
+    from posecore.estimators.topdown import TopDownEstimator
 
     return TopDownEstimator.from_checkpoint(cfg.weights, device=device, flip_test=cfg.flip_test,
                                             seen_threshold=cfg.seen_threshold)
@@ -142,12 +144,22 @@ def _with_tracks(done: list[tuple[FrameResult, list[Track]]]) -> list[FrameResul
     return [r if tracks is r.tracks else replace(r, tracks=tracks) for r, tracks in done]
 
 
+class PoseDetector(Protocol):
+    """What the pipeline uses of a detector: :class:`posecore.detector.Detector`'s interface, which
+    stand-ins (scripted scenes, tests) implement as well."""
+
+    thread_safe: bool  # ``detect`` may run in several threads at once
+    device: torch.device
+
+    def detect(self, image: np.ndarray) -> Detections: ...
+
+
 class Pipeline:
     """Runs the stages on frames. Stages are plain objects with ``detect`` / ``estimate`` /
-    ``refine`` / ``update`` methods, so any of them can be swapped or faked. A detector whose
-    ``thread_safe`` attribute is true may be called from several threads at once."""
+    ``refine`` / ``update`` methods (the interfaces of :class:`PoseDetector`, :class:`PoseEstimator`
+    and :class:`trackers.tracker.Tracker`), so any of them can be swapped or faked."""
 
-    def __init__(self, detector: Detector, estimator: PoseEstimator, tracker: Tracker, refiner=None,
+    def __init__(self, detector: PoseDetector, estimator: PoseEstimator, tracker: Tracker, refiner=None,
                  prefetch: int = 4, workers: int = 0, threads: int = 0, stills: bool = False,
                  smoothing_lag: int | None = None):
         self.detector = detector
@@ -159,8 +171,8 @@ class Pipeline:
         self.workers = workers
         self.threads = threads
         self.stills = stills
-        if smoothing_lag is None:  # the tracker's own setting; a stand-in tracker without one: none
-            smoothing_lag = getattr(getattr(tracker, "config", None), "smoothing_lag", 0)
+        if smoothing_lag is None:
+            smoothing_lag = tracker.config.smoothing_lag
         # Unrelated photos have nothing to smooth across.
         self.smoother: FixedLagSmoother[FrameResult] = FixedLagSmoother(0 if stills else smoothing_lag)
 
@@ -174,7 +186,7 @@ class Pipeline:
         estimator = build_estimator(cfg.pose, cfg.detector.device)
         refiner = None
         if cfg.pose.backend == "yolo":
-            from .refine import build_default_refiner
+            from posecore.refine import build_default_refiner
 
             refiner = build_default_refiner(detector, cfg.pose.refine)
             if refiner is not None:
@@ -195,10 +207,8 @@ class Pipeline:
     def concurrency(self) -> tuple[int, int]:
         """(detection workers, torch threads per worker) that :meth:`stream` uses; threads 0 means
         torch's setting is left alone (accelerators)."""
-        safe = bool(getattr(self.detector, "thread_safe", False))
-        workers = (self.workers or 2) if safe else 1
-        device = getattr(self.detector, "device", None)
-        on_cpu = getattr(device, "type", "cpu") == "cpu"
+        workers = (self.workers or 2) if self.detector.thread_safe else 1
+        on_cpu = self.detector.device.type == "cpu"
         threads = (self.threads or auto_threads(workers)) if on_cpu else self.threads
         return workers, threads
 
@@ -236,9 +246,7 @@ class Pipeline:
         t0, c0 = time.perf_counter(), time.thread_time()
         if self.stills if stills is None else stills:
             self.tracker.reset()  # a new photo: nobody carries over, everyone is reported as detected
-        # (only asked for when smoothing: a stand-in tracker need not know the argument)
-        tracks = self.tracker.update(poses, frame.index, keep_step=True) if keep_step else \
-            self.tracker.update(poses, frame.index)
+        tracks = self.tracker.update(poses, frame.index, keep_step=keep_step)
         timings["track"] = time.perf_counter() - t0
         # CPU time of this thread: with other threads busy, the wall time above also counts the waits
         # for a core or for the GIL, while the others work.
