@@ -14,13 +14,14 @@ from pathlib import Path
 
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
+from app.run.names import source_stem
 from posecore.draw import DrawOptions
 from posecore.errors import OccluposeError
 
 from .cameras import CameraInfo, probe_cameras
 from .feeds import SourceOpener
 from .latest import LatestSlot
-from .recording import RecordingInfo, safe_stem, save_snapshot
+from .recording import RecordingInfo, save_snapshot
 from .stats import StatsAccumulator
 from .worker import (ErrorKind, PipelineFactory, PipelineSettings, PlayerState, ProcessedFrame, WorkerLoop,
                      WorkerOptions, default_pipeline_factory)
@@ -142,7 +143,7 @@ class WorkerService(QObject):
             self.errorOccurred.emit("output", "no frame to save yet")
             return None
         try:
-            path = save_snapshot(pf.image, Path(folder), safe_stem(pf.source or "frame"), pf.index)
+            path = save_snapshot(pf.image, Path(folder), source_stem(pf.source or "frame", "frame"), pf.index)
         except OccluposeError as e:
             self.errorOccurred.emit("output", str(e))
             return None

@@ -1,34 +1,27 @@
 """Recording a session as it goes: the annotated video, the JSONL records and the CSV rows, with the
 writers of ``posecore.io`` (the same files ``occlupose process`` writes), and snapshots of one frame.
 
-Encoding runs in its own thread (``BackgroundSink``) so it overlaps the next frame's inference.
+Encoding runs in its own thread (``app.run.sinks.AnnotatedSink``) so it overlaps the next frame's inference.
 """
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from app.run.loop import close_all
+from app.run.names import source_stem
+from app.run.sinks import AnnotatedSink, CsvSink, JsonlSink, Sink
 from posecore.errors import OutputError
-from posecore.io.result_writers import CsvWriter, JsonlWriter
-from posecore.io.threads import BackgroundSink
-from posecore.io.video_writer import VideoWriter
 from posecore.types import FrameResult
 
 
-def safe_stem(name: str) -> str:
-    """A file-name-safe stem from a source name (URLs and odd characters included)."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(name)).stem if "://" not in str(name) else str(name))
-    return stem.strip("._") or "session"
-
-
 def session_stem(source_name: str) -> str:
-    return f"{safe_stem(source_name)}_{time.strftime('%Y%m%d-%H%M%S')}"
+    return f"{source_stem(source_name, 'session')}_{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _ensure_dir(folder: Path) -> None:
@@ -56,61 +49,50 @@ class RecordingInfo:
 
 
 class Recorder:
-    """Writes every frame given to ``write`` until ``stop``; files are valid at any moment."""
+    """Writes every frame given to ``write`` until ``stop``; files are valid at any moment. The video
+    records the frames as shown (drawn by the GUI), through the run layer's encode stage."""
 
     def __init__(self, request: RecordingRequest):
         self.request = request
         folder = Path(request.folder)
         _ensure_dir(folder)
         self.info = RecordingInfo()
-        self._jsonl = self._csv = None
-        self._video: VideoWriter | None = None
-        self._sink: BackgroundSink | None = None
+        self._files: list[Sink] = []
+        self._video: AnnotatedSink | None = None
         try:
             if request.jsonl:
                 self.info.paths["jsonl"] = folder / f"{request.stem}.jsonl"
-                self._jsonl = JsonlWriter(self.info.paths["jsonl"])
+                self._files.append(JsonlSink(self.info.paths["jsonl"]))
             if request.csv:
                 self.info.paths["csv"] = folder / f"{request.stem}.csv"
-                self._csv = CsvWriter(self.info.paths["csv"], request.skeleton)
+                self._files.append(CsvSink(self.info.paths["csv"], request.skeleton))
             if request.video:
                 self.info.paths["video"] = folder / f"{request.stem}.mp4"
-                self._sink = BackgroundSink(self._encode, depth=8, name="record-encode")
+                self._video = AnnotatedSink.video(self.info.paths["video"], request.fps, request.skeleton,
+                                                  draw=None, name="record-encode")
         except BaseException:
-            self._close_files()
+            self._close_files(quiet=True)
             raise
-
-    def _encode(self, image: np.ndarray) -> None:
-        if self._video is None:  # opened on the first frame, when the size is known
-            h, w = image.shape[:2]
-            self._video = VideoWriter(self.info.paths["video"], self.request.fps, w, h)
-        self._video.write(image)
 
     def write(self, annotated: np.ndarray, result: FrameResult) -> None:
         """Raises OutputError when a file cannot be written (the disk is full, the folder went away)."""
-        if self._jsonl is not None:
-            self._jsonl.write(result)
-        if self._csv is not None:
-            self._csv.write(result)
-        if self._sink is not None:
-            self._sink.put(annotated)
+        for f in self._files:
+            f.write(result)
+        if self._video is not None:
+            self._video.write(replace(result, image=annotated))
         self.info.frames += 1
 
-    def _close_files(self) -> None:
-        for f in (self._jsonl, self._csv):
-            if f is not None:
-                f.close()
-        self._jsonl = self._csv = None
+    def _close_files(self, quiet: bool = False) -> None:
+        files, self._files = self._files, []
+        close_all([f.close for f in files], quiet=quiet)
 
     def stop(self) -> RecordingInfo:
         """Finish every file (waits for the encoder); safe to call twice."""
         try:
-            if self._sink is not None:
-                sink, self._sink = self._sink, None
-                sink.close()
-        finally:
             if self._video is not None:
-                self._video.close()
+                video, self._video = self._video, None
+                video.close()
+        finally:
             self._close_files()
         return self.info
 
