@@ -22,7 +22,7 @@ from posecore.errors import ConfigError, OccluposeError
 log = logging.getLogger("occlupose")
 
 # Optional subcommand modules, each with register(subparsers); absent ones are skipped.
-EXTRA_COMMANDS = ("app.bench", "app.model_bench", "app.soak")
+EXTRA_COMMANDS = ("app.bench.command", "app.bench.models", "app.bench.soak")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

@@ -146,7 +146,7 @@ def test_8k_video_is_processed_with_bounded_memory(tmp_path):
     frames waiting to be drawn bounded in bytes."""
     import threading
 
-    from app.soak import rss_mb
+    from app.bench.soak import rss_mb
 
     clip = write_video(tmp_path / "8k.mp4", n=4, size=(7680, 4320), fps=5,
                        frame=lambda i, w, h: np.full((h, w, 3), 40 * i, np.uint8))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.bench_still import still_image_ap
+from app.bench.stills import still_image_ap
 from app.run.pipeline import Pipeline
 from posecore.estimators.yolo import YoloPoseEstimator
 from posecore.io.sources import Frame

@@ -4,7 +4,7 @@ frames), whose numbers are in the README."""
 
 from __future__ import annotations
 
-from app.soak import SoakConfig, run_soak
+from app.bench.soak import SoakConfig, run_soak
 
 FRAMES = 1500
 

@@ -3,13 +3,14 @@ the same weights, image size and device, on the same decoded frames.
 
 For each video it measures, in one run:
 
-* throughput (frames/s) of the three contenders, side by side (see ``bench_speed``), and occlupose's
+* throughput (frames/s) of the three contenders, side by side (see ``speed``), and occlupose's
   latency per stage and its share spent in tracking and smoothing;
-* tracking quality without ground truth (see ``bench_quality``): ID switches under occlusion stress
+* tracking quality without ground truth (see ``metrics``, ``events``, ``replay``): ID switches under occlusion stress
   relative to each tracker's clean run, and keypoint jitter, all trackers fed the same detections;
 
 and, once, the peak memory of the process and (with ``--coco``) keypoint AP on still images raw
-against through the tracker. It prints a table and writes a JSON report and a PNG chart.
+against through the tracker. It prints a table with the targets of ``configs/bench.yaml`` (see
+``targets``) and writes a JSON report and a PNG chart.
 """
 
 from __future__ import annotations
@@ -27,13 +28,18 @@ from pathlib import Path
 import numpy as np
 
 from app.run.pipeline import Pipeline, PipelineConfig, available_cores, torch_threads
+from app.run.progress import progress_bar
 from posecore.errors import ConfigError, OccluposeError
 from posecore.io.sources import VideoFileSource, open_source
 
-from .bench_quality import (TRACKERS, OccluposeTracker, UltralyticsTracker, deviation, id_switches, jitter,
-                            plan_events, raw_along, replay)
-from .bench_speed import (OccluposeContender, RunStats, UltralyticsContender, frame_ms, limited, peak_rss_mb, race,
-                          stage_summary, tracking_share)
+from .events import plan_events
+from .metrics import deviation, id_switches, jitter, raw_along
+from .replay import replay
+from .report import format_report
+from .speed import (OccluposeContender, RunStats, UltralyticsContender, frame_ms, limited, peak_rss_mb, race,
+                    stage_summary, tracking_share)
+from .targets import check_targets, load_targets
+from .tracker_adapters import TRACKERS, OccluposeTracker, UltralyticsTracker
 
 ULTRALYTICS_TRACKERS = {"bytetrack": ("bytetrack.yaml", "Ultralytics track, ByteTrack"),
                         "botsort": ("botsort.yaml", "Ultralytics track, BoT-SORT")}
@@ -41,7 +47,7 @@ KINDS = ("block", "person")
 
 
 def register(subparsers) -> None:
-    from .cli import add_pipeline_arguments, positive_int
+    from app.cli import add_pipeline_arguments, positive_int
 
     p = subparsers.add_parser("bench", help="benchmark occlupose against Ultralytics YOLO.track (speed and quality)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -70,7 +76,7 @@ def register(subparsers) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .cli import pipeline_config
+    from app.cli import pipeline_config
 
     cfg = pipeline_config(args)
     report = run_bench(args, cfg)
@@ -121,16 +127,16 @@ def run_bench(args: argparse.Namespace, cfg: PipelineConfig) -> dict:
         report["peak_rss_mb"] = round(peak_rss_mb(), 1)
         _write_json(report, json_path)  # results as they come
     if args.coco:
-        from .bench_still import still_image_ap
+        from .stills import still_image_ap
 
         with torch_threads(threads):
             ap = still_image_ap(args.coco, lambda im: pipeline.estimator.estimate(im, pipeline.detector.detect(im)),
                                 cfg.tracker, args.coco_images)
         report["still_images"] = asdict(ap)
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
-    report["targets"] = targets(report)
+    report["targets"] = check_targets(report, load_targets())
     _write_json(report, json_path)
-    from .bench_chart import write_chart
+    from .chart import write_chart
 
     chart = write_chart(report, chart_path)
     report["files"] = {"json": str(json_path), "chart": str(chart) if chart else None}
@@ -155,7 +161,8 @@ def bench_video(video: str, pipeline: Pipeline, cfg: PipelineConfig, args, out: 
                   for key, (yaml, label) in ULTRALYTICS_TRACKERS.items()]
     occ = OccluposeContender(pipeline, video, args.frames, video_out)
     contenders.append(occ)
-    bar = _bar(None if n_hint is None else n_hint * len(contenders), not args.quiet, f"{name}: speed")
+    bar = progress_bar(None if n_hint is None else n_hint * len(contenders), f"{name}: speed", not args.quiet,
+                       mininterval=1.0, leave=False)
     try:
         race(contenders, args.chunk, bar.update if bar else None)
     finally:
@@ -200,7 +207,7 @@ def _quality(video: str, n: int, occ: OccluposeContender, runs: dict[str, RunSta
             return OccluposeTracker(cfg.tracker)
         return UltralyticsTracker(ULTRALYTICS_TRACKERS[tracker][0])
 
-    bar = _bar(n, not args.quiet, f"{name}: quality")
+    bar = progress_bar(n, f"{name}: quality", not args.quiet, mininterval=1.0, leave=False)
     try:
         with torch_threads(pipeline.concurrency[1]):
             run = replay(lambda: limited(video, n), occ.poses, plans,
@@ -232,112 +239,6 @@ def _quality(video: str, n: int, occ: OccluposeContender, runs: dict[str, RunSta
     }
 
 
-def targets(report: dict) -> dict:
-    """The issue's targets, each with the measured value and whether it is met."""
-    out: dict[str, dict] = {}
-    for v in report["videos"]:
-        q = v["quality"]
-        sw = q["id_switches"]
-        best_ultra = min(sw["bytetrack"]["total"], sw["botsort"]["total"])
-        jit = q["jitter"]
-        ultra_jit = min(_num(jit["bytetrack"]["mean"]), _num(jit["botsort"]["mean"]),
-                        _num(jit["raw_on_occlupose_tracks"]["mean"]))
-        out[v["video"]] = {
-            "speed_ratio>=1.2": {"value": v["ratio"]["best"], "met": _ge(v["ratio"]["best"], 1.2)},
-            "faster_than_real_time": {"value": v["realtime"], "met": _ge(v["realtime"], 1.0)},
-            "tracking_share<5%": {"value": v["tracking_share"], "met": _lt(v["tracking_share"], 0.05)},
-            "id_switches<=half_best_ultralytics": {"value": [sw["occlupose"]["total"], best_ultra],
-                                                    "met": sw["occlupose"]["total"] <= best_ultra / 2},
-            "jitter<=half_ultralytics": {"value": [jit["occlupose"]["mean"], ultra_jit],
-                                         "met": _num(jit["occlupose"]["mean"]) <= ultra_jit / 2},
-        }
-    rss = report.get("peak_rss_mb")
-    out["peak_rss<1.5GB"] = {"value": rss, "met": rss is not None and rss < 1536}
-    s = report.get("still_images")
-    if s:
-        out["still_image_ap_not_lower"] = {"value": [s["raw"], s["tracked"], s["sequence"]],
-                                           "met": s["tracked"] >= s["raw"] - 1e-9}
-    return out
-
-
-# ---------------------------------------------------------------------------------------- output
-
-def format_report(report: dict) -> str:
-    s = report["settings"]
-    lines = [f"occlupose bench: imgsz {s['imgsz']}, device {s['device']}, weights {s['weights']}, "
-             f"{s['cores']} CPU cores, torch {report['machine']['torch']}, ultralytics {report['machine']['ultralytics']}"]
-    for v in report["videos"]:
-        lines += _format_video(v)
-    st = report.get("still_images")
-    if st:
-        lines.append("")
-        lines.append(f"still images ({st['images']} images, {st['people']} people, {Path(st['annotations']).name}): "
-                     f"keypoint AP raw {st['raw']:.4f} | through the tracker, each image alone {st['tracked']:.4f} | "
-                     f"all images as one sequence {st['sequence']:.4f}")
-    lines.append("")
-    lines.append(f"peak RSS of the benchmark process (all three contenders loaded): {report['peak_rss_mb']:.0f} MB")
-    t = report.get("targets")
-    if t:
-        lines.append("")
-        lines.append("targets:")
-        for key, val in t.items():
-            if "met" in val:
-                lines.append(f"  {'met    ' if val['met'] else 'NOT met'}  {key}: {_short(val['value'])}")
-            else:
-                for name, item in val.items():
-                    lines.append(f"  {'met    ' if item['met'] else 'NOT met'}  {key}: {name} = {_short(item['value'])}")
-    files = report.get("files")
-    if files:
-        lines.append("")
-        lines.append(f"report: {files['json']}" + (f", chart: {files['chart']}" if files.get("chart") else ""))
-    return "\n".join(lines)
-
-
-def _format_video(v: dict) -> list[str]:
-    size = "x".join(map(str, v["size"])) if v.get("size") else "?"
-    fps = f"{v['source_fps']:.2f}" if v.get("source_fps") else "?"
-    tp = v["throughput"]
-    timed = tp["occlupose"]["frames"]
-    lines = ["", f"== {v['video']}  ({size} @ {fps} fps, {v['frames']} frames; timed from the second frame, "
-                 f"{timed} frames, contenders alternating)",
-             "throughput (every contender decodes the same file with the same decoder; decoding counts for all)"]
-    for key in ("bytetrack", "botsort", "occlupose"):
-        r = tp[key]
-        lines.append(f"  {r['label']:32s} {r['fps']:7.2f} frames/s   {r['includes']}; {r['threads']}")
-    r = v["ratio"]
-    lines.append(f"  occlupose / Ultralytics: {r['bytetrack']:.2f}x ByteTrack, {r['botsort']:.2f}x BoT-SORT, "
-                 f"{r['best']:.2f}x the faster;  real time: {_x(v['realtime'])}")
-    st = v["stages_ms"]
-    lines.append("occlupose latency per stage (ms/frame; stages overlap across threads, so they do not add up to "
-                 f"the {v['frame_ms']:.1f} ms between frames)")
-    lines.append("  " + " | ".join(f"{k} {st[k]:.2f}" for k in ("decode", "detect", "pose", "refine", "track", "draw",
-                                                                 "encode")))
-    lines.append(f"  tracking + smoothing: {st['track_cpu']:.2f} ms of CPU = {100 * v['tracking_share']:.2f} % of the time per "
-                 f"frame ({st['track']:.2f} ms = {100 * v['tracking_share_wall']:.2f} % wall clock, "
-                 "which also counts waiting for a core or the GIL while the other threads work)")
-    q = v["quality"]
-    names = {"bytetrack": "ByteTrack", "botsort": "BoT-SORT", "occlupose": "occlupose"}
-    lines.append(f"quality (every tracker gets the same detections; {q['events']} occlusion events, "
-                 f"{q['detected_again']} stressed frames detected again)")
-    lines.append(f"  {'':40s}" + "".join(f"{names[t]:>12s}" for t in TRACKERS))
-    for p in q["plans"]:
-        label = f"ID switches, {p['kind']} k={p['k']} ({p['events']} events)"
-        lines.append(f"  {label:40s}" + "".join(f"{q['id_switches'][t][p['name']]:12d}" for t in TRACKERS))
-    lines.append(f"  {'ID switches, total':40s}" + "".join(f"{q['id_switches'][t]['total']:12d}" for t in TRACKERS))
-    lines.append(f"  {'jitter (mean |accel| / person size)':40s}" +
-                 "".join(f"{_num(q['jitter'][t]['mean']):12.5f}" for t in TRACKERS))
-    lines.append(f"  {'jitter samples (joint x frame)':40s}" + "".join(f"{q['jitter'][t]['samples']:12d}" for t in TRACKERS))
-    raw = q["jitter"]["raw_on_occlupose_tracks"]
-    lines.append(f"  on exactly occlupose's samples the raw detections' jitter is {_num(raw['mean']):.5f}: smoothing keeps "
-                 f"{_num(q['jitter']['occlupose']['mean']) / _num(raw['mean']):.0%} of it")
-    lines.append(f"  smoothing moves occlupose's keypoints by {q['smoothing_deviation']:.4f} person sizes on average "
-                 "from the raw detections")
-    m = q["replay_matches_run"]
-    lines.append("  replayed trackers reproduce the timed runs' tracks on "
-                 + ", ".join(f"{names[t]} {100 * (m[t] or 0):.1f} %" for t in TRACKERS) + " of frames")
-    return lines
-
-
 def _machine() -> dict:
     import torch
     import ultralytics
@@ -364,38 +265,5 @@ def _jsonable(x):
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
-def _bar(total, enabled: bool, desc: str):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="frame", desc=desc, file=sys.stderr, dynamic_ncols=True, mininterval=1.0,
-                leave=False)
-
-
 def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 4) if b and b > 0 else None
-
-
-def _num(x) -> float:
-    return float(x) if x is not None and np.isfinite(x) else float("nan")
-
-
-def _ge(x, y) -> bool:
-    return x is not None and x >= y
-
-
-def _lt(x, y) -> bool:
-    return x is not None and np.isfinite(x) and x < y
-
-
-def _x(r) -> str:
-    return f"{r:.2f}x" if r is not None else "?"
-
-
-def _short(v) -> str:
-    if isinstance(v, list):
-        return " vs ".join(_short(x) for x in v)
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)

@@ -2,8 +2,10 @@
 
 import numpy as np
 
-from app.bench_quality import (FrameTracks, OccluposeTracker, id_switches, jitter, person_chains, plan_events,
-                               render)
+from app.bench.events import person_chains, plan_events
+from app.bench.metrics import FrameTracks, id_switches, jitter
+from app.bench.occluders import render
+from app.bench.tracker_adapters import OccluposeTracker
 from posecore.types import Poses
 
 

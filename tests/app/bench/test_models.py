@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from app import model_bench
+from app.bench import models as model_bench
 from posecore.errors import OccluposeError
 
 

@@ -16,7 +16,6 @@ detection workers idle, its encoder drained), so no contender works during anoth
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,13 +25,13 @@ from typing import Protocol
 import numpy as np
 
 from app.run.pipeline import Pipeline, torch_threads
-from posecore.draw import DrawOptions, Trails, draw_tracks
+from app.run.sinks import AnnotatedSink
+from posecore.draw import DrawOptions
 from posecore.io.sources import Frame, open_source
-from posecore.io.threads import BackgroundSink
-from posecore.io.video_writer import VideoWriter
 from posecore.types import Poses
 
-from .bench_quality import FrameTracks, from_ultralytics_result
+from .metrics import FrameTracks
+from .tracker_adapters import from_ultralytics_result
 
 STAGES = ("decode", "detect", "pose", "refine", "track", "draw", "encode")
 
@@ -138,13 +137,9 @@ class UltralyticsContender:
         pass
 
 
-class _Flush:
-    def __init__(self):
-        self.done = threading.Event()
-
-
 class OccluposeContender:
-    """The product path: Pipeline.stream, then drawing and H.264 encoding in a background thread."""
+    """The product path: Pipeline.stream, then drawing and H.264 encoding in a background thread (the
+    run layer's :class:`AnnotatedSink`, as ``occlupose process`` does)."""
 
     def __init__(self, pipeline: Pipeline, video: str, max_frames: int | None, out_video: Path,
                  draw: DrawOptions | None = None):
@@ -153,8 +148,6 @@ class OccluposeContender:
         self.fps = open_source(video).fps
         self.out_video = Path(out_video)
         self.draw = draw or DrawOptions()
-        self.trails = Trails(self.draw.trail_length)
-        self.writer: VideoWriter | None = None
         self.poses: list[Poses] = []  # the tracker's input per frame: the clean detections
         self.size: tuple[int, int] | None = None  # frame width, height
         workers, threads = pipeline.concurrency
@@ -162,37 +155,18 @@ class OccluposeContender:
         self.stats.threads = f"{workers} detection worker{'s' * (workers > 1)} x {threads or 'default'} torch thread" \
                              f"{'s' * (threads != 1)}"
         self._timed = False
-        self._sink = BackgroundSink(self._draw_and_encode, depth=8, name="encode")
-
-    def _draw_and_encode(self, item) -> None:
-        if item is None:
-            return
-        if isinstance(item, _Flush):
-            item.done.set()
-            return
-        result, timed = item
-        t0 = time.perf_counter()
-        self.trails.update(result.tracks, result.index)
-        image = draw_tracks(result.image.copy(), result.tracks, self.pipeline.skeleton, self.draw, self.trails)
-        t1 = time.perf_counter()
-        if self.writer is None:
-            h, w = image.shape[:2]
-            self.writer = VideoWriter(self.out_video, self.fps, w, h)
-        self.writer.write(image)
-        t2 = time.perf_counter()
-        if timed:
-            self._add("draw", t1 - t0)
-            self._add("encode", t2 - t1)
+        self._sink = AnnotatedSink.video(self.out_video, self.fps, pipeline.skeleton, self.draw)
 
     def _add(self, stage: str, seconds: float) -> None:
         self.stats.stages[stage] = self.stats.stages.get(stage, 0.0) + seconds
 
     def _flush(self) -> None:
-        """Wait until every frame handed to the encoder is written."""
-        marker = _Flush()
-        self._sink.put(marker)
-        while not marker.done.wait(0.2):
-            self._sink.put(None)  # re-raises the encoder's error, if it failed (it then skips the marker)
+        """Wait until every frame handed to the encoder is written; count its drawing and encoding."""
+        self._sink.flush()
+        if self._timed:
+            for stage, seconds in self._sink.seconds.items():
+                self._add(stage, seconds)
+        self._sink.seconds = dict.fromkeys(self._sink.seconds, 0.0)
 
     def _consume(self, frames) -> int:
         n = 0
@@ -204,7 +178,7 @@ class OccluposeContender:
             if self._timed:
                 for k in ("decode", "detect", "pose", "refine", "track", "track_cpu", "wait"):
                     self._add(k, result.timings.get(k, 0.0))
-            self._sink.put((result, self._timed))
+            self._sink.write(result)
             n += 1
         return n
 
@@ -227,11 +201,7 @@ class OccluposeContender:
         return done
 
     def close(self) -> None:
-        try:
-            self._sink.close()
-        finally:
-            if self.writer is not None:
-                self.writer.close()
+        self._sink.close()
 
 
 def race(contenders: list[Contender], chunk: int, progress=None) -> None:
