@@ -69,7 +69,7 @@ class _SleepDetector:
 
 
 def _factory(args):
-    from app.services.worker import default_pipeline_factory
+    from app.services.model_settings import default_pipeline_factory
 
     if args.fake_ms is None:
         return default_pipeline_factory
@@ -126,7 +126,7 @@ def run_window(args, images) -> tuple[list[Row], int]:
     from app.gui.main_window import MainWindow
     from app.services.qt_service import WorkerService
     from app.services.replay import ReplayLiveSource
-    from app.services.worker import Status
+    from app.services.player import Status
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     source = ReplayLiveSource(images, fps=args.fps, name="replayed camera")
@@ -167,7 +167,8 @@ def run_fifo(args, images) -> list[Row]:
     from app.services.feeds import LiveFeed
     from app.services.latest import FifoSlot
     from app.services.replay import ReplayLiveSource
-    from app.services.worker import PipelineSettings, WorkerLoop, WorkerOptions
+    from app.services.model_settings import PipelineSettings
+    from app.services.worker import WorkerLoop, WorkerOptions
 
     rows: list[Row] = []
 

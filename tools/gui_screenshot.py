@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     from app.gui.event_loop import spin_until as spin
     from app.gui.main_window import MainWindow
     from app.services.qt_service import WorkerService
-    from app.services.worker import Status
+    from app.services.player import Status
     from posecore.assets import demo_clip
 
     app = QApplication(sys.argv[:1])

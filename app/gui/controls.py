@@ -9,9 +9,10 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                              QLineEdit, QPushButton, QSlider, QStyle, QToolButton, QVBoxLayout, QWidget)
 
-from posecore.draw import DrawOptions
 from app.services.cameras import CameraInfo
-from app.services.worker import BACKENDS, DEVICES, PipelineSettings, PlayerState, Status
+from app.services.model_settings import BACKENDS, DEVICES, PipelineSettings
+from app.services.player import PlayerState, Status
+from posecore.draw import DrawOptions
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg *.ts);;All files (*)"
 WEIGHTS_FILTER = "Checkpoints (*.pt *.pth *.ckpt);;All files (*)"

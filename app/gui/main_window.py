@@ -12,12 +12,13 @@ from PyQt6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PyQt6.QtWidgets import (QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QSplitter, QTabWidget,
                              QVBoxLayout, QWidget)
 
-from posecore.draw import DrawOptions
 from app.services.cameras import CameraInfo
+from app.services.model_settings import PipelineSettings
+from app.services.player import PlayerState, ProcessedFrame, Status
 from app.services.qt_service import WorkerService
 from app.services.recording import RecordingInfo
 from app.services.stats import StatsSnapshot
-from app.services.worker import PipelineSettings, PlayerState, ProcessedFrame, Status
+from posecore.draw import DrawOptions
 
 from .controls import ModelPanel, OverlayPanel, PlaybackBar, RecordPanel, SourcePanel
 from .settings import GuiSettings, load_settings, save_settings

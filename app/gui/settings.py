@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PyQt6.QtCore import QByteArray, QSettings
 
-from app.services.worker import BACKENDS
+from app.services.model_settings import BACKENDS
 
 
 def _default_output() -> str:

@@ -23,8 +23,9 @@ from .feeds import SourceOpener
 from .latest import LatestSlot
 from .recording import RecordingInfo, save_snapshot
 from .stats import StatsAccumulator
-from .worker import (ErrorKind, PipelineFactory, PipelineSettings, PlayerState, ProcessedFrame, WorkerLoop,
-                     WorkerOptions, default_pipeline_factory)
+from .model_settings import PipelineFactory, PipelineSettings, default_pipeline_factory
+from .player import ErrorKind, PlayerState, ProcessedFrame
+from .worker import WorkerLoop, WorkerOptions
 
 
 class _SignalEvents:

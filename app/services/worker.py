@@ -1,4 +1,9 @@
-"""The pipeline worker: one thread that owns the source, the pipeline, the renderer and the recorder.
+"""The pipeline worker: one thread that owns the source, the pipeline, the renderer and the recorder,
+and plays the source (the player's state machine: open, play, pause, seek, step, record).
+
+Its parts live beside it: the model settings and the pipeline factory (``model_settings``), the states
+and events the window sees (``player``), a frame's processing (``frame_processing``) and recording
+(``recording``).
 
 It knows nothing of Qt. Callers (the window's service, a benchmark, a test) send it commands through
 thread-safe methods that only enqueue; it reports back through a :class:`WorkerEvents` object whose
@@ -10,160 +15,27 @@ if the new one fails to load).
 from __future__ import annotations
 
 import dataclasses
-import enum
 import logging
-import os
 import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
-
-import numpy as np
 
 from posecore.draw import DrawOptions
 from posecore.errors import ConfigError, OccluposeError, OutputError, SourceError
-from posecore.types import FrameResult, TrackState
 
 from .feeds import Captured, EndOfFeed, Feed, FileFeed, SourceOpener, open_feed
+from .frame_processing import FrameProcessor
+from .model_settings import PipelineFactory, PipelineSettings, default_pipeline_factory
+from .player import PlayerState, ProcessedFrame, Status, WorkerEvents
 from .recording import Recorder, RecordingInfo, RecordingRequest, session_stem
-from .render import Renderer, TrackRow, TrackTable
 from .stats import StatsAccumulator
 
 log = logging.getLogger("occlupose")
 
-Backend = Literal["yolo", "dag"]
-BACKENDS: tuple[str, ...] = ("yolo", "dag")
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
-
-
-@dataclass(frozen=True)
-class PipelineSettings:
-    """The model choices a user can change while the app runs."""
-
-    backend: Backend = "yolo"
-    weights: str | None = None  # checkpoint of the dag backend
-    device: str = "auto"
-    imgsz: int = 640
-    det_weights: str | None = None  # YOLO detector weights; None: the bundled ones
-
-    def validate(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"pose backend: expected one of {list(BACKENDS)}, got {self.backend!r}")
-        if self.backend == "dag" and not self.weights:
-            raise ConfigError("pose backend dag: choose a weights file (checkpoint) first")
-        if not 32 <= int(self.imgsz) <= 4096:
-            raise ConfigError(f"input size: must be between 32 and 4096, got {self.imgsz}")
-
-    def describe(self) -> str:
-        model = self.backend if self.backend == "yolo" else f"dag ({Path(self.weights or '').name})"
-        return f"{model} on {self.device}, {self.imgsz} px"
-
-    def to_config(self):
-        from app.run.pipeline import PipelineConfig, PoseConfig
-        from posecore.detector import DetectorConfig
-
-        return PipelineConfig(
-            detector=DetectorConfig(weights=self.det_weights, imgsz=int(self.imgsz), device=self.device),
-            pose=PoseConfig(backend=self.backend, weights=self.weights),
-        )
-
-
-def cpu_threads_for_inference() -> int:
-    """Torch threads on CPU: all cores but one, which the capture thread and the window need.
-
-    When every core runs an OpenMP thread, each parallel region waits for the one the scheduler took
-    away for the window or the capture; measured on a busy 2-core machine, a YOLO frame took about
-    1 s with 2 threads and 40 ms with 1.
-    """
-    return max(1, (os.cpu_count() or 2) - 1)
-
-
-def default_pipeline_factory(settings: PipelineSettings):
-    """The real pipeline (imports torch and loads weights: call it off the GUI thread)."""
-    import torch
-
-    from app.run.pipeline import Pipeline
-
-    settings.validate()
-    pipeline = Pipeline.from_config(settings.to_config())
-    if getattr(pipeline.detector, "device", None) is not None and pipeline.detector.device.type == "cpu":
-        torch.set_num_threads(min(torch.get_num_threads(), cpu_threads_for_inference()))
-    return pipeline
-
-
-PipelineFactory = Callable[[PipelineSettings], Any]
 # (spec, realtime, on_captured) -> Feed; the default opens sources with ``open_feed``.
 FeedOpener = Callable[[str, bool, Callable[[float], None]], Feed]
-
-
-class Status(str, enum.Enum):
-    IDLE = "idle"  # no source
-    OPENING = "opening"
-    LOADING = "loading"  # building the pipeline
-    PLAYING = "playing"
-    PAUSED = "paused"
-    ENDED = "ended"  # a file reached its end
-
-
-@dataclass(frozen=True)
-class PlayerState:
-    status: Status = Status.IDLE
-    source: str | None = None  # the source's display name
-    spec: str | None = None  # what was opened (path, URL, camera index)
-    is_live: bool = False
-    seekable: bool = False
-    frame_count: int | None = None
-    fps: float | None = None
-    realtime: bool = False
-    model: str | None = None  # the pipeline in use, once one is loaded
-    recording: Path | None = None  # the stem path of the files being recorded
-
-
-@dataclass
-class ProcessedFrame:
-    """One frame as the window gets it.
-
-    image: the annotated BGR frame; t_capture / t_start / t_end: when the frame was captured, and when
-    its processing started and ended (``time.perf_counter`` seconds); backlog: frames newer than this
-    one that the source had delivered when processing started (a live feed keeps this at 0);
-    dropped: frames skipped just before this one; rerender: a redraw of an earlier frame after an
-    option changed (not a new frame: no latency to measure).
-    """
-
-    result: FrameResult
-    image: np.ndarray
-    tracks: list[TrackRow]
-    t_capture: float
-    t_start: float
-    t_end: float
-    backlog: int = 0
-    dropped: int = 0
-    source: str = ""
-    rerender: bool = False
-    display_backlog: int = 0  # results newer than this one when the window took it (0: it shows the newest)
-
-    @property
-    def index(self) -> int:
-        return self.result.index
-
-
-ErrorKind = Literal["source", "model", "output", "internal"]
-
-
-class WorkerEvents(Protocol):
-    """Called from the worker thread."""
-
-    def state_changed(self, state: PlayerState) -> None: ...
-
-    def frame_ready(self, frame: ProcessedFrame) -> None: ...
-
-    def error(self, kind: ErrorKind, message: str) -> None: ...
-
-    def message(self, text: str) -> None: ...
-
-    def recording_finished(self, info: RecordingInfo) -> None: ...
 
 
 @dataclass
@@ -194,10 +66,8 @@ class WorkerLoop:
         self._commands: queue.Queue = queue.Queue()
         # Owned by the worker thread from here on.
         self._settings = opts.settings
-        self._det_threshold = float(opts.det_threshold)
         self._realtime = bool(opts.realtime)
-        self._renderer = Renderer(opts.draw)
-        self._table = TrackTable()
+        self._frames = FrameProcessor(opts.draw, opts.det_threshold, clock, self.stats)
         self._pipeline = None
         self._model: str | None = None
         self._feed: Feed | None = None
@@ -315,9 +185,7 @@ class WorkerLoop:
     def _reset_history(self) -> None:
         if self._pipeline is not None:
             self._pipeline.reset()
-        self._renderer.reset()
-        self._table.reset()
-        self._last_index = None
+        self._frames.reset()
 
     # ------------------------------------------------------------------ source
     def _cmd_open(self, spec: str, play: bool) -> None:
@@ -370,7 +238,8 @@ class WorkerLoop:
             self._feed.seek(0)
             self._reset_history()
         self._feed.set_paused(False)
-        self._last_index = None if self._feed.is_live else self._last_index  # pause gaps are not drops
+        if self._feed.is_live:
+            self._frames.last_index = None  # pause gaps are not drops
         self._playing = True
         self._set_status(Status.PLAYING)
 
@@ -486,7 +355,7 @@ class WorkerLoop:
             self._set_status(previous if previous != Status.LOADING else Status.PAUSED)
             return False
         self._pipeline, self._settings, self._model = pipeline, settings, settings.describe()
-        self._renderer.skeleton = getattr(pipeline, "skeleton", "coco17")
+        self._frames.renderer.skeleton = pipeline.skeleton
         self._reset_history()
         self.events.message(f"model ready: {self._model}")
         self._set_status(previous if previous != Status.LOADING else Status.PAUSED)
@@ -507,45 +376,27 @@ class WorkerLoop:
         self._build(settings)
 
     def _cmd_det_threshold(self, value: float) -> None:
-        self._det_threshold = value
+        self._frames.det_threshold = value
 
     def _cmd_draw(self, options: DrawOptions) -> None:
-        self._renderer.set_options(options)
-        last = self._last
-        if last is not None and not self._playing:
-            image = self._renderer.render(last.result, advance=False)
-            self._last = dataclasses.replace(last, image=image, rerender=True)
+        self._frames.renderer.set_options(options)
+        if self._last is not None and not self._playing:
+            self._last = self._frames.redraw(self._last)
             self.events.frame_ready(self._last)
 
     def _process(self, captured: Captured) -> bool:
-        frame = captured.frame
-        dropped = 0
-        if self._last_index is not None and frame.index > self._last_index + 1:
-            dropped = frame.index - self._last_index - 1
-        self._last_index = frame.index
-        t_start = self._clock()
+        # Photos of a folder are tracked each alone, as `occlupose process` does by default.
+        stills = self._pipeline.stills or (self._feed is not None and self._feed.stills)
         try:
-            timings: dict[str, float] = {}
-            poses = self._pipeline.estimate(frame.image, timings)
-            if self._det_threshold > 0 and len(poses):
-                poses = poses.select(poses.scores >= self._det_threshold)
-            # Photos of a folder are tracked each alone, as `occlupose process` does by default.
-            stills = self._pipeline.stills or (self._feed is not None and self._feed.stills)
-            result = self._pipeline.track(frame, poses, timings, stills=stills)
+            pf = self._frames.process(self._pipeline, captured, stills, self._feed.name if self._feed else "")
         except OccluposeError as e:  # e.g. weights that do not fit this backend
             self.events.error("model", str(e))
             self._playing = False
             self._set_status(Status.PAUSED)
             return False
-        image = self._renderer.render(result)
-        rows = self._table.update(result)
-        t_end = self._clock()
-        pf = ProcessedFrame(result, image, rows, captured.t_capture, t_start, t_end, captured.backlog, dropped,
-                            self._feed.name if self._feed else "")
-        self.stats.on_processed(sum(t.state != TrackState.LOST for t in result.tracks), dropped, t_end)
         if self._recorder is not None:
             try:
-                self._recorder.write(image, result)
+                self._recorder.write(pf.image, pf.result)
             except (OutputError, ValueError) as e:
                 self.events.error("output", f"recording stopped: {e}")
                 self._stop_recording()
@@ -564,7 +415,7 @@ class WorkerLoop:
             # The video holds the processed frames only: their rate keeps its playback near real time.
             measured = self.stats.snapshot().processed_fps
             fps = measured if measured > 0 else fps
-        skeleton = getattr(self._pipeline, "skeleton", "coco17") if self._pipeline is not None else "coco17"
+        skeleton = self._pipeline.skeleton if self._pipeline is not None else "coco17"
         request = RecordingRequest(folder, session_stem(self._feed.name), fps, skeleton, video, jsonl, csv)
         try:
             self._recorder = Recorder(request)

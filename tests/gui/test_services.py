@@ -12,11 +12,12 @@ import pytest
 from app.services.cameras import probe_cameras
 from app.services.feeds import EndOfFeed, FileFeed, LiveFeed, open_feed
 from app.services.latest import FifoSlot, LatestSlot, SlotClosed
+from app.services.model_settings import PipelineSettings
+from app.services.player import Status
 from app.services.recording import Recorder, RecordingRequest, save_snapshot
 from app.services.render import TrackTable
 from app.services.replay import ReplayLiveSource
 from app.services.stats import RateMeter, StatsAccumulator
-from app.services.worker import PipelineSettings, Status
 from posecore.draw import DrawOptions
 from posecore.errors import SourceError, WeightsError
 from posecore.io.result_writers import read_jsonl
@@ -322,6 +323,7 @@ def test_worker_keeps_the_old_model_when_a_new_one_fails(run_worker, small_clip)
 def test_worker_survives_an_unexpected_pipeline_bug(run_worker, small_clip):
     class Broken:
         skeleton = "coco17"
+        stills = False
 
         def reset(self):
             pass

@@ -16,8 +16,9 @@ from app.gui.main import build_parser, create_window, main
 from app.gui.qt_env import use_pyqt_plugins
 from app.gui.settings import load_settings
 from app.services.cameras import CameraInfo
+from app.services.model_settings import PipelineSettings, default_pipeline_factory
+from app.services.player import Status
 from app.services.replay import ReplayLiveSource
-from app.services.worker import PipelineSettings, Status, default_pipeline_factory
 from posecore.io.result_writers import read_jsonl
 from posecore.io.sources import VideoFileSource, open_source
 from tests.conftest import shared_path

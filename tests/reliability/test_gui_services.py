@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from app.services.worker import Status
+from app.services.player import Status
 from posecore.io import result_writers
 from posecore.io.result_writers import read_jsonl
 from posecore.io.sources import open_source
