@@ -12,6 +12,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from posecore.boxes import box_iou  # noqa: F401  (part of this module's API)
+from posecore.oks import keypoint_similarity
 
 _EPS = 1e-9
 _FORBIDDEN = 1e6  # cost put on gated pairs; far above any allowed cost, which are all in [0, a few]
@@ -49,9 +50,7 @@ def pose_oks(pred_xy: np.ndarray, pred_valid: np.ndarray, det_kpts: np.ndarray, 
     valid = np.asarray(pred_valid, bool)[ti] & (det_kpts[di, :, 2] >= min_conf)  # [P, K]
     d2 = ((pred_xy[ti] - det_kpts[di, :, :2]) ** 2).sum(-1)
     areas = np.maximum(np.asarray(areas, np.float64), 1.0)
-    var = 2.0 * areas[ti, None] * (2.0 * np.asarray(sigmas, np.float64)) ** 2
-    count = valid.sum(-1)
-    score = np.where(valid, np.exp(-d2 / var), 0.0).sum(-1) / np.maximum(count, 1)
+    score, count = keypoint_similarity(d2, areas[ti], sigmas, valid)
     ok = count >= max(min_joints, 1)
     oks[ti, di] = np.where(ok, score, 0.0)
     defined[ti, di] = ok

@@ -30,6 +30,7 @@ import torch
 
 from posecore.config import to_dict
 from posecore.models.couplegraph import box_iou
+from posecore.oks import keypoint_similarity
 from posecore.skeleton import COCO17
 from posecore.types import Detections
 
@@ -232,9 +233,7 @@ def oks_matrix(pred: np.ndarray, target: np.ndarray, scale: np.ndarray, sigmas: 
     """float32[n, m]: OKS of predicted poses float[n, K, >=2] against targets float[m, K, 3] (weight > 0
     marks the joints that count), with the targets' scales float[m]."""
     d2 = ((pred[:, None, :, :2] - target[None, :, :, :2]) ** 2).sum(-1)
-    e = d2 / ((2 * sigmas) ** 2 * np.maximum(scale, 1.0)[None, :, None] ** 2) / 2
-    w = (target[..., 2] > 0).astype(np.float32)[None]
-    return ((np.exp(-e) * w).sum(-1) / np.maximum(w.sum(-1), 1.0)).astype(np.float32)
+    return keypoint_similarity(d2, np.maximum(scale, 1.0)[None] ** 2, sigmas, (target[..., 2] > 0)[None])[0].astype(np.float32)
 
 
 def match_people(pred: Detections, people: FramePeople, min_iou: float, sigmas: np.ndarray) -> np.ndarray:

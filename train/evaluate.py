@@ -19,6 +19,8 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
+from posecore.oks import keypoint_similarity
+
 EvalKind = Literal["coco", "crowdpose"]
 
 COCO_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
@@ -160,7 +162,6 @@ def _best_gt(gt: dict, results: list[dict], sigmas: np.ndarray, kind: EvalKind) 
         if not ann["iscrowd"] and ann["num_keypoints"] > 0:
             by_image.setdefault(int(ann["image_id"]), []).append(ann)
     out: list[int | None] = []
-    var = (2 * sigmas) ** 2
     for r in results:
         anns = by_image.get(r["image_id"], [])
         if not anns:
@@ -173,7 +174,7 @@ def _best_gt(gt: dict, results: list[dict], sigmas: np.ndarray, kind: EvalKind) 
             vis = g[:, 2] > 0
             area = ann["bbox"][2] * ann["bbox"][3] * 0.53 if kind == "crowdpose" else ann["area"]
             d2 = ((det[:, :2] - g[:, :2]) ** 2).sum(-1)
-            scores.append(float(np.exp(-d2[vis] / var[vis] / (area + np.spacing(1)) / 2).mean()))
+            scores.append(float(keypoint_similarity(d2, area + np.spacing(1), sigmas, vis)[0]))
         best = int(np.argmax(scores))
         out.append(anns[best]["id"] if scores[best] > 0 else None)
     return out
@@ -194,10 +195,8 @@ def gt_as_results(gt: dict) -> list[dict]:
 
 def oks(kpts: np.ndarray, others: np.ndarray, area: float, other_areas: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     """OKS of one pose float[K, 3] against float[N, K, 3] poses, with the mean of the two areas as scale."""
-    var = (2 * sigmas) ** 2
     d2 = ((others[..., :2] - kpts[None, :, :2]) ** 2).sum(-1)
-    s = (area + other_areas)[:, None] / 2 + np.spacing(1)
-    return np.exp(-d2 / var[None] / s / 2).mean(-1)
+    return keypoint_similarity(d2, (area + other_areas) / 2 + np.spacing(1), sigmas)[0]
 
 
 def oks_nms(kpts: np.ndarray, scores: np.ndarray, areas: np.ndarray, sigmas: Sequence[float], thr: float) -> list[int]:
