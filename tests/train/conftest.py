@@ -7,13 +7,12 @@ skips the test.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = Path(os.environ.get("OCCLUPOSE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+from tests.conftest import ROOT, shared_path
+
 CPU_CONFIG = ROOT / "configs" / "train" / "coco_mini_cpu.yaml"
 
 SAMPLES = {
@@ -26,17 +25,9 @@ SAMPLES = {
 }
 
 
-def _shared_path(*parts: str) -> Path:
-    """A path under the shared real data; skips the test when it is not there."""
-    p = SHARED_DATA.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"shared data not available: {p}")
-    return p
-
-
 def _sample_paths(name: str) -> tuple[str, Path, Path]:
     fmt, ann, img = SAMPLES[name]
-    return fmt, _shared_path(*ann), _shared_path(*img)
+    return fmt, shared_path(*ann), shared_path(*img)
 
 
 def _load_gt(name: str) -> dict:
