@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,13 @@ def shared_path(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"shared data not available: {p}")
     return p
+
+
+def run_cli(*args, timeout: float = 300, preexec_fn=None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real ``occlupose`` command in a subprocess (for exit codes, signals and resource limits)."""
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=full_env, preexec_fn=preexec_fn)
 
 
 @pytest.fixture

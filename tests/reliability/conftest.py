@@ -3,15 +3,14 @@ non-zero exit, no traceback), run in-process where no real signal or resource li
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT, run_cli  # noqa: F401  (both used by the tests here)
+
 
 
 @dataclass
@@ -52,13 +51,6 @@ def cli_main(capfd):
         return CliResult(code, out.out, out.err)
 
     return run
-
-
-def run_cli(*args, timeout: float = 300, preexec_fn=None, env: dict | None = None) -> subprocess.CompletedProcess:
-    """The real command in a subprocess (for signals and resource limits)."""
-    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env=full_env, preexec_fn=preexec_fn)
 
 
 # -- one uninterrupted run of the real command's settings over a real shared clip, for exactness checks ---
