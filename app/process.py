@@ -166,15 +166,14 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
     results = replayed_then_fresh(pipeline, frames, paths["jsonl"], start, num_joints)
     outcome = run_loop(results, sinks, pipeline.flush, progress_bar(total, stem, opts.progress), source.is_live)
     _raise_stop(outcome, source, outdir)
-    skipped = list(getattr(source, "skipped", []))
+    skipped = list(source.skipped)
     if skipped:
-        reasons = getattr(source, "skip_reasons", {})
+        reasons = source.skip_reasons
         named = ", ".join(f"{n} ({reasons[n]})" if n in reasons else n for n in skipped[:5])
         log.warning("skipped %d unreadable image(s): %s%s", len(skipped), named, " ..." if len(skipped) > 5 else "")
-    damage = getattr(source, "damage", None)
-    if damage:
+    if source.damage:
         # Every output is complete for the readable part; the exit status still says the input was bad.
-        raise SourceError(f"{damage}; results for the {outcome.frames} readable frames are in {outdir}")
+        raise SourceError(f"{source.damage}; results for the {outcome.frames} readable frames are in {outdir}")
     return ProcessSummary(outcome.frames, start, time.perf_counter() - t_start, len(outcome.track_ids), paths, skipped)
 
 

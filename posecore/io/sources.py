@@ -14,10 +14,11 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import cv2
 import numpy as np
@@ -49,6 +50,11 @@ class FrameSource:
     fps: float | None = None  # nominal rate; None when unknown
     frame_count: int | None = None  # None when unknown (live sources, some containers)
     is_live: bool = False
+    # What the source could not deliver, for the run's report (set while iterating): why a video's
+    # frames ended early or were left out, and the unreadable images of a folder with the reason for each.
+    damage: str | None = None
+    skipped: Sequence[str] = ()
+    skip_reasons: Mapping[str, str] = MappingProxyType({})
 
     def __iter__(self) -> Iterator[Frame]:
         return self._frames()
