@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
 
 def safe_stem(name: str, fallback: str = "output") -> str:
-    """``name`` made safe for a file name: each run of characters other than letters, digits, ``.``,
-    ``-`` and ``_`` becomes one ``_``; dots and underscores at the ends go (no hidden files)."""
-    return _UNSAFE.sub("_", name).strip("._") or fallback
+    """``name`` made safe for a file name: every character but letters and digits (of any script),
+    ``.``, ``-`` and ``_`` becomes ``_``; ``fallback`` when nothing is left."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or fallback
 
 
 def source_stem(spec: str, fallback: str = "output") -> str:
