@@ -3,7 +3,7 @@
 Two refiners share the contract ``refine(frame, poses, features) -> Poses``:
 
 * :class:`YoloRefiner` (the one the pipeline uses): the trained ``yolo_refiner``
-  (:mod:`posecore.refine_model`) on YOLO11n-pose's poses and the neck maps of the same detection pass,
+  (:mod:`posecore.models.yolo_refiner`) on YOLO11n-pose's poses and the neck maps of the same detection pass,
   caught by :class:`posecore.yolo_features.YoloFeatureTap`. :func:`build_default_refiner` gives the
   shipped one for a detector, or None where it should stay off.
 * :class:`Refiner`: stand-alone FGMH-GCN and/or CoupleGraph checkpoints on an image-level feature map,
@@ -38,7 +38,7 @@ from .errors import ConfigError, WeightsError
 from .estimators.crops import box_to_center_scale, crop_to_image, image_to_crop
 from .models.couplegraph import CoupleGraph, assign_pairs, select_pairs
 from .models.gcn import FGMHGCN
-from .refine_model import YoloRefinerNet
+from .models.yolo_refiner import YoloRefinerNet
 from .types import Poses
 from .weights import load_checkpoint, read_checkpoint
 from .yolo_features import YoloFeatures, YoloFeatureTap

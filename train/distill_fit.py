@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from posecore.errors import ConfigError
 from posecore.models.couplegraph import select_pairs
-from posecore.refine_model import YoloRefinerNet
+from posecore.models.yolo_refiner import YoloRefinerNet
 from posecore.skeleton import COCO17
 
 from . import distributed

@@ -8,7 +8,7 @@ import torch
 
 from posecore.models import build_model
 from posecore.refine import YoloRefiner, build_default_refiner, shipped_refiner_path
-from posecore.refine_model import YoloRefinerNet
+from posecore.models.yolo_refiner import YoloRefinerNet
 from posecore.types import Poses
 from posecore.weights import read_checkpoint, save_checkpoint
 from posecore.yolo_features import YoloFeatures
@@ -134,7 +134,7 @@ def test_training_steps_reach_every_part_and_lower_the_error():
 def test_the_local_step_moves_a_joint_to_the_grid_point_its_scores_pick():
     """Soft-argmax over the window: a grid point that scores far above the others takes the joint there,
     at that point's offset times the step in image pixels."""
-    from posecore.refine_model import LocalStep
+    from posecore.models.yolo_refiner import LocalStep
 
     local = LocalStep(num_joints=17, channels=4, radius=2, hidden=4)
     with torch.no_grad():
