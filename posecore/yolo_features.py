@@ -120,6 +120,14 @@ def pose_network(model) -> nn.Module:
     raise TypeError("expected a YOLO model (its .model holds the layers, the last being the head)")
 
 
+def head_channels(head: nn.Module) -> tuple[int, ...]:
+    """Input channels of a YOLO head (from its first conv of each level), or () if unknown."""
+    try:
+        return tuple(int(seq[0].conv.in_channels) for seq in head.cv2)
+    except (TypeError, AttributeError, IndexError):
+        return ()
+
+
 class _Traceable(nn.Module):
     """``forward(x) -> (head output, *neck maps)``: the network with its neck maps as graph outputs."""
 
