@@ -340,8 +340,10 @@ def _format_video(v: dict) -> list[str]:
 
 def _machine() -> dict:
     import torch
-    import ultralytics
 
+    from posecore.ultralytics_env import import_ultralytics
+
+    ultralytics = import_ultralytics()  # with our settings folder, not ~/.config/Ultralytics
     return {"python": platform.python_version(), "torch": torch.__version__, "ultralytics": ultralytics.__version__,
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
