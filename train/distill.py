@@ -35,8 +35,8 @@ from posecore.models.couplegraph import box_iou
 from posecore.skeleton import COCO17
 from posecore.types import Detections
 
+from .config import DistillConfig, FrameSource, HeldOutSplit
 from .datasets import DatasetError, open_annotations
-from .distill_config import DistillConfig, FrameSource, HeldOutSplit
 from .transforms.frame import FrameOcclusion, FramePeople
 from .transforms.occlusion import InstancePool
 

@@ -34,10 +34,9 @@ from posecore.refine import YoloRefiner
 from posecore.skeleton import COCO17, CROWDPOSE14, coco17_to_crowdpose14
 from posecore.types import Poses
 
-from .config import TrainConfig
+from .config import HeldOutSplit, TrainConfig
 from .datasets import DatasetError
 from .distill import base_detector
-from .distill_config import HeldOutSplit
 from .evaluate import evaluate_keypoints, normalise_gt
 
 Print = Callable[[str], None]

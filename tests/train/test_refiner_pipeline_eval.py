@@ -15,7 +15,7 @@ from posecore.refine import YoloRefiner
 from posecore.weights import read_checkpoint
 from tests.conftest import shared_path
 from train.distill import base_detector
-from train.distill_config import DistillConfig, HeldOutSplit
+from train.config import DistillConfig, HeldOutSplit
 from train.pipeline_eval import decide, load_heldout, score_set
 
 
