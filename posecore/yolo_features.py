@@ -7,8 +7,10 @@ predictor's ``inference``, a plain ``net(x)``). A TorchScript graph runs no Pyth
 that traces the network traces :meth:`YoloFeatureTap.traceable` instead, whose graph also returns the
 maps, and hands them to :meth:`YoloFeatureTap.record`.
 
-Captures are kept per thread: a detector may run in several threads at once, and whoever called it
-collects its own frame's maps with :meth:`YoloFeatureTap.take` in the same thread.
+Captures are kept per thread: a detector may run in several threads at once, and
+:class:`posecore.detector.Detector` (after ``capture_features()``) takes each frame's maps with
+:meth:`YoloFeatureTap.take` in the thread that detected it and hands them on with the detections
+(``Detections.features``).
 
 Coordinates: an image point (x, y) lands at x * gain_x + pad_x in the letterboxed input, with the gains
 and pads Ultralytics' ``scale_boxes`` undoes (:class:`Letterbox`); YOLO's keypoints are continuous
