@@ -8,8 +8,8 @@ import torch
 
 from posecore.errors import ConfigError, WeightsError
 from posecore.models import build_model
-from posecore.refine import YoloRefiner, build_default_refiner, shipped_refiner_path
 from posecore.models.yolo_refiner import YoloRefinerNet
+from posecore.refine import YoloRefiner, build_default_refiner, shipped_refiner_path
 from posecore.types import Poses
 from posecore.weights import read_checkpoint, save_checkpoint
 from posecore.yolo_features import YoloFeatures
