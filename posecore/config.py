@@ -52,6 +52,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(f"{key}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
     if origin is Literal:
         choices = get_args(tp)
+        value = _literal_word(value, choices)
         if value not in choices:
             raise ConfigError(f"{key}: expected one of {list(choices)}, got {value!r}")
         return value
@@ -99,6 +100,18 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a path, got {value!r}")
         return Path(value)
     raise TypeError(f"{key}: unsupported config type {tp!r}")
+
+
+# YAML 1.1 (PyYAML) reads these words as booleans, so ``--set pose.refine=on`` arrives as True.
+_BOOL_WORDS = {True: ("on", "true", "yes", "y"), False: ("off", "false", "no", "n")}
+
+
+def _literal_word(value: Any, choices: tuple) -> Any:
+    """The one word among a Literal's ``choices`` that YAML would have read as the boolean ``value``."""
+    if not isinstance(value, bool) or value in choices:
+        return value
+    words = [c for c in choices if isinstance(c, str) and c.lower() in _BOOL_WORDS[value]]
+    return words[0] if len(words) == 1 else value
 
 
 def _check_range(value: Any, meta: Mapping, key: str) -> None:

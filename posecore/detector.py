@@ -90,13 +90,28 @@ class Detector:
         self._predictor = None
         self._graphs: dict[tuple[int, ...], torch.jit.ScriptModule] = {}
         self._lock = threading.Lock()
-        self.feature_tap = None  # a posecore.yolo_features.YoloFeatureTap that receives each pass's neck maps
+        self._tap = None  # a YoloFeatureTap once capture_features() was called
 
-    def attach_feature_tap(self, tap) -> None:
-        """Hand every pass's neck maps to ``tap`` (the refiner reads them); graphs traced without are dropped."""
+    def capture_features(self) -> None:
+        """From now on, each :meth:`detect` also returns that pass's neck maps (``Detections.features``,
+        which the refiner reads); graphs traced without them are dropped."""
+        from .yolo_features import YoloFeatureTap
+
         with self._lock:
-            self.feature_tap = tap
-            self._graphs.clear()
+            if self._tap is None:
+                self._tap = YoloFeatureTap(self.model)
+                self._graphs.clear()
+
+    @property
+    def captures_features(self) -> bool:
+        return self._tap is not None
+
+    @property
+    def neck_channels(self) -> tuple[int, ...]:
+        """Channels of the neck maps the pose head reads (YOLO11n-pose: 64, 128, 256), () if unknown."""
+        from .yolo_features import head_channels, pose_network
+
+        return head_channels(pose_network(self.model).model[-1])
 
     @classmethod
     def from_config(cls, cfg: DetectorConfig | dict) -> "Detector":
@@ -134,7 +149,11 @@ class Detector:
             shape = getattr(p.model, "kpt_shape", None)
             if shape is not None and self.has_pose_head:
                 kpts = ops.scale_coords(im.shape[2:], det[:, 6:].view(det.shape[0], *shape), frame.shape)
-            return _pack(boxes, det[:, 4], kpts)
+            out = _pack(boxes, det[:, 4], kpts)
+        if self._tap is not None:
+            # The tap keeps captures per thread: this very call's maps, whichever thread detects.
+            out.features = self._tap.take()
+        return out
 
     # ------------------------------------------------------------------ internals
 
@@ -159,11 +178,11 @@ class Detector:
                 graph = self._graphs.get(key)
                 if graph is None:
                     net = p.model.model
-                    module = _HeadOutput(net) if self.feature_tap is None else self.feature_tap.traceable(net)
+                    module = _HeadOutput(net) if self._tap is None else self._tap.traceable(net)
                     graph = self._graphs[key] = _freeze(module, im)
         out = graph(im)
         if isinstance(out, tuple):  # (head output, P3, P4, P5): the tap's graph
-            self.feature_tap.record(out[1:], im.shape)
+            self._tap.record(out[1:], im.shape)
             return out[0]
         return out
 

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .yolo_features import YoloFeatures
 
 
 def _as(a, dtype, shape_tail: tuple[int, ...], name: str) -> np.ndarray:
@@ -23,12 +27,15 @@ class Detections:
     """People found by the detector in one frame.
 
     boxes: float32[N, 4] x1 y1 x2 y2; scores: float32[N];
-    keypoints: float32[N, K, 3] (x, y, confidence) when the detector has a pose head, else None.
+    keypoints: float32[N, K, 3] (x, y, confidence) when the detector has a pose head, else None;
+    features: the neck maps of the detection pass that found them, when the detector was asked to keep
+    them (:meth:`posecore.detector.Detector.capture_features`, for the refiner), else None.
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     keypoints: np.ndarray | None = None
+    features: YoloFeatures | None = None
 
     def __post_init__(self) -> None:
         self.boxes = _as(self.boxes, np.float32, (4,), "boxes")
@@ -50,7 +57,7 @@ class Detections:
 
     def select(self, index) -> "Detections":
         kpts = None if self.keypoints is None else self.keypoints[index]
-        return Detections(self.boxes[index], self.scores[index], kpts)
+        return Detections(self.boxes[index], self.scores[index], kpts, self.features)  # maps are per frame
 
 
 @dataclass

@@ -7,8 +7,10 @@ predictor's ``inference``, a plain ``net(x)``). A TorchScript graph runs no Pyth
 that traces the network traces :meth:`YoloFeatureTap.traceable` instead, whose graph also returns the
 maps, and hands them to :meth:`YoloFeatureTap.record`.
 
-Captures are kept per thread: a detector may run in several threads at once, and whoever called it
-collects its own frame's maps with :meth:`YoloFeatureTap.take` in the same thread.
+Captures are kept per thread: a detector may run in several threads at once, and
+:class:`posecore.detector.Detector` (after ``capture_features()``) takes each frame's maps with
+:meth:`YoloFeatureTap.take` in the thread that detected it and hands them on with the detections
+(``Detections.features``).
 
 Coordinates: an image point (x, y) lands at x * gain_x + pad_x in the letterboxed input, with the gains
 and pads Ultralytics' ``scale_boxes`` undoes (:class:`Letterbox`); YOLO's keypoints are continuous
@@ -118,6 +120,14 @@ def pose_network(model) -> nn.Module:
         if isinstance(candidate, nn.Module) and isinstance(getattr(candidate, "model", None), nn.Sequential):
             return candidate
     raise TypeError("expected a YOLO model (its .model holds the layers, the last being the head)")
+
+
+def head_channels(head: nn.Module) -> tuple[int, ...]:
+    """Input channels of a YOLO head (from its first conv of each level), or () if unknown."""
+    try:
+        return tuple(int(seq[0].conv.in_channels) for seq in head.cv2)
+    except (TypeError, AttributeError, IndexError):
+        return ()
 
 
 class _Traceable(nn.Module):

@@ -29,18 +29,17 @@ import numpy as np
 import torch
 
 from posecore.config import to_dict
+from posecore.detector import Detector
+from posecore.errors import ConfigError
 from posecore.models.couplegraph import box_iou
 from posecore.oks import keypoint_similarity
 from posecore.skeleton import COCO17
 from posecore.types import Detections
 
-from posecore.errors import ConfigError
-
+from .config import DistillConfig, FrameSource, HeldOutSplit
 from .datasets import DatasetError, open_annotations
-from .distill_config import DistillConfig, FrameSource, HeldOutSplit
 from .transforms.frame import FrameOcclusion, FramePeople
 from .transforms.occlusion import InstancePool
-from .yolo_base import YoloBase
 
 CACHE_VERSION = 1
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -253,7 +252,57 @@ def match_people(pred: Detections, people: FramePeople, min_iou: float, sigmas: 
 
 
 # -- building ---------------------------------------------------------------------------------------------
-def cache_key(cfg: DistillConfig, seed: int, base: YoloBase, grid: tuple[int, float]) -> str:
+def base_detector(cfg: DistillConfig, imgsz: int | None = None, features: bool = True) -> Detector:
+    """The base model as the pipeline's detector (persons only, same letterbox, NMS and rescaling) on the
+    CPU at the student's input size (or ``imgsz``); eager rather than traced, so its numbers are exactly
+    ``YOLO.predict``'s. ``features``: each pass's neck maps come with its detections."""
+    det = Detector(cfg.base_weights, imgsz=imgsz or cfg.student_imgsz, conf=cfg.conf, device="cpu", frozen=False)
+    if features:
+        det.capture_features()
+    return det
+
+
+def flip_test(detector: Detector, frame: np.ndarray, min_iou: float = 0.5) -> Detections:
+    """The distillation teacher's view: people of the frame averaged with those of its mirror image
+    (matched by box IoU >= min_iou); joints are averaged weighted by their confidences. People found in
+    one view only are kept as found in the plain view, or dropped when only the mirror found them."""
+    plain = detector.detect(frame)
+    mirror = flip_detections(detector.detect(frame[:, ::-1].copy()), frame.shape[1])
+    return merge_flipped(plain, mirror, min_iou)
+
+
+def flip_detections(det: Detections, width: int) -> Detections:
+    """Detections of a mirrored frame of ``width`` pixels, in the plain frame (x -> W - x, sides swapped)."""
+    boxes = det.boxes.copy()
+    boxes[:, [0, 2]] = width - det.boxes[:, [2, 0]]
+    kpts = det.keypoints[:, COCO17.flip_index].copy()
+    kpts[..., 0] = width - kpts[..., 0]
+    return Detections(boxes, det.scores.copy(), kpts)
+
+
+def merge_flipped(plain: Detections, mirror: Detections, min_iou: float = 0.5) -> Detections:
+    """``plain`` with each person averaged with its best box match in ``mirror`` (greedy, IoU >= min_iou)."""
+    if len(plain) == 0 or len(mirror) == 0:
+        return plain
+    iou = box_iou(plain.boxes, mirror.boxes)
+    boxes, scores, kpts = plain.boxes.copy(), plain.scores.copy(), plain.keypoints.copy()
+    used = np.zeros(len(mirror), bool)
+    for i in range(len(plain)):  # plain people come by decreasing score
+        cand = np.where(used, -1.0, iou[i])
+        j = int(np.argmax(cand))
+        if cand[j] < min_iou:
+            continue
+        used[j] = True
+        a, b = plain.keypoints[i], mirror.keypoints[j]
+        w = np.stack([np.maximum(a[:, 2], 1e-3), np.maximum(b[:, 2], 1e-3)])  # [2, K]
+        kpts[i, :, :2] = (a[:, :2] * w[0, :, None] + b[:, :2] * w[1, :, None]) / w.sum(0)[:, None]
+        kpts[i, :, 2] = (a[:, 2] + b[:, 2]) / 2
+        boxes[i] = (plain.boxes[i] + mirror.boxes[j]) / 2
+        scores[i] = (plain.scores[i] + mirror.scores[j]) / 2
+    return Detections(boxes, scores, kpts)
+
+
+def cache_key(cfg: DistillConfig, seed: int, base: Detector, grid: tuple[int, float]) -> str:
     settings = {k: v for k, v in to_dict(cfg).items() if k not in ("loss", "ship_to", "cache_dir")}
     w = Path(base.weights)
     blob = json.dumps({"v": CACHE_VERSION, "seed": seed, "cfg": settings, "grid": list(grid),
@@ -269,7 +318,8 @@ class DistillBuilder:
                  grid: tuple[int, float] = (2, 4.0)):
         self.cfg, self.seed, self.say = cfg, int(seed), say
         self.grid = (int(grid[0]), float(grid[1]))
-        self.base = YoloBase(cfg.base_weights, imgsz=cfg.student_imgsz, conf=cfg.conf)
+        self.base = base_detector(cfg)
+        self.teacher = base_detector(cfg, cfg.teacher_imgsz, features=False)
         self.cache = Path(cache_root) / cache_key(cfg, seed, self.base, self.grid)
         self.sigmas = COCO17.sigmas_array
         self._augment: FrameOcclusion | None = None
@@ -309,10 +359,7 @@ class DistillBuilder:
             self.say(f"distill: skipped unreadable frame {ref.name}")
             return []
         c = self.cfg
-        if c.teacher_flip:
-            teacher = self.base.flip_test(image, c.teacher_imgsz)
-        else:
-            teacher = self.base.run(image, c.teacher_imgsz).detections
+        teacher = flip_test(self.teacher, image) if c.teacher_flip else self.teacher.detect(image)
         people = teacher_people(teacher, ref.people, c.teacher_min_conf)
         out = []
         for copy in range(ref.copies or c.copies):
@@ -322,18 +369,17 @@ class DistillBuilder:
         return out
 
     def student_record(self, image: np.ndarray, people: FramePeople, occluded: np.ndarray) -> CopyRecord:
-        res = self.base.run(image)
-        det, k = res.detections, COCO17.num_joints
+        det, k = self.base.detect(image), COCO17.num_joints
         n = len(det)
-        if res.features is None:
+        if det.features is None or det.keypoints is None:
             raise ConfigError("distill.base_weights: the feature tap caught nothing; is it a YOLO pose model?")
         g = (2 * self.grid[0] + 1) ** 2
-        feats = np.zeros((n, k, sum(res.features.channels)), np.float16)
-        grid = np.zeros((n, k, g, res.features.channels[0]), np.float16)
+        feats = np.zeros((n, k, sum(det.features.channels)), np.float16)
+        grid = np.zeros((n, k, g, det.features.channels[0]), np.float16)
         step = np.zeros(n, np.float32)
         if n:
-            feats = res.features.sample(det.keypoints[..., :2], image.shape[:2]).numpy().astype(np.float16)
-            grid_t, image_step = res.features.sample_grid(det.keypoints[..., :2], image.shape[:2], *self.grid)
+            feats = det.features.sample(det.keypoints[..., :2], image.shape[:2]).numpy().astype(np.float16)
+            grid_t, image_step = det.features.sample_grid(det.keypoints[..., :2], image.shape[:2], *self.grid)
             grid = grid_t.numpy().astype(np.float16)
             step[:] = image_step
         match = match_people(det, people, self.cfg.match_iou, self.sigmas)

@@ -22,16 +22,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from posecore.errors import ConfigError
 from posecore.models.couplegraph import select_pairs
-from posecore.refine_model import YoloRefinerNet
+from posecore.models.yolo_refiner import YoloRefinerNet
 from posecore.skeleton import COCO17
 
 from . import distributed
 from .build import build_net, build_optimizer, build_scheduler
 from .checkpoint import BEST_MODEL, LAST_MODEL
-from .config import TrainConfig
+from .config import DistillLossConfig, TrainConfig
 from .datasets import DatasetError
 from .distill import CopyRecord, DistillBuilder
-from .distill_config import DistillLossConfig
 from .distributed import ShardSampler
 from .hooks import CheckpointHook, EvalHook, LoggingHook
 from .losses import LossParts

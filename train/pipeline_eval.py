@@ -28,16 +28,16 @@ import cv2
 import numpy as np
 import torch
 
+from posecore.detector import Detector
 from posecore.errors import ConfigError, WeightsError
 from posecore.refine import YoloRefiner
 from posecore.skeleton import COCO17, CROWDPOSE14, coco17_to_crowdpose14
 from posecore.types import Poses
 
-from .config import TrainConfig
+from .config import HeldOutSplit, TrainConfig
 from .datasets import DatasetError
-from .distill_config import HeldOutSplit
+from .distill import base_detector
 from .evaluate import evaluate_keypoints, normalise_gt
-from .yolo_base import YoloBase
 
 Print = Callable[[str], None]
 DECIDING_SET = "coco"
@@ -89,19 +89,18 @@ def _results(poses: Poses, image_id: int, kind: str) -> list[dict]:
              "score": float(poses.scores[i])} for i in range(len(poses))]
 
 
-def score_set(hs: HeldOutSet, base: YoloBase, refiner: YoloRefiner | None) -> dict[str, dict[str, float]]:
+def score_set(hs: HeldOutSet, base: Detector, refiner: YoloRefiner | None) -> dict[str, dict[str, float]]:
     """{"base": metrics, "refined": metrics} of the pipeline's poses on one held-out set."""
     base_res, ref_res = [], []
     for image_id, path in sorted(hs.paths.items()):
         frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if frame is None:
             raise DatasetError(f"held-out image missing or unreadable: {path}")
-        out = base.run(frame)
-        det = out.detections
+        det = base.detect(frame)
         poses = Poses(det.boxes, det.scores, det.keypoints, det.keypoints[..., 2] >= 0.5)
         base_res += _results(poses, image_id, hs.kind)
         if refiner is not None:
-            ref_res += _results(refiner.refine(frame, poses, out.features), image_id, hs.kind)
+            ref_res += _results(refiner.refine(frame, poses, det.features), image_id, hs.kind)
     sigmas = (COCO17 if hs.kind == "coco" else CROWDPOSE14).sigmas
     out = {"base": evaluate_keypoints(hs.gt, base_res, sigmas, hs.kind)}
     if refiner is not None:
@@ -119,11 +118,10 @@ def _median_time(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure_speed(frames: list[np.ndarray], refiner: YoloRefiner, base: YoloBase, imgsz: int,
+def measure_speed(frames: list[np.ndarray], refiner: YoloRefiner, base: Detector, imgsz: int,
                   repeats: int = 5, threads: int = 1) -> dict[str, float]:
     """Seconds per frame of the pipeline's detector + yolo pose backend (median over frames), and of the
     refiner for each of ``PEOPLE_COUNTS`` people; ``threads`` torch threads for both."""
-    from posecore.detector import Detector
     from posecore.estimators.yolo import YoloPoseEstimator
 
     before = torch.get_num_threads()
@@ -133,10 +131,9 @@ def measure_speed(frames: list[np.ndarray], refiner: YoloRefiner, base: YoloBase
         estimator = YoloPoseEstimator()
         pipeline = lambda f: estimator.estimate(f, detector.detect(f))  # noqa: E731
         # The frame with most people gives the refiner its inputs; fewer people are a subset of them.
-        runs = [base.run(f) for f in frames]
-        best = int(np.argmax([len(r.detections) for r in runs]))
-        frame, res = frames[best], runs[best]
-        det = res.detections
+        runs = [base.detect(f) for f in frames]
+        best = int(np.argmax([len(r) for r in runs]))
+        frame, det = frames[best], runs[best]
         if len(det) == 0:
             raise DatasetError("eval-pipeline: no person found in the held-out images to time the refiner on")
         for f in frames:
@@ -148,7 +145,7 @@ def measure_speed(frames: list[np.ndarray], refiner: YoloRefiner, base: YoloBase
             for n in PEOPLE_COUNTS:
                 idx = np.arange(n) % len(det)
                 poses = Poses(det.boxes[idx], det.scores[idx], det.keypoints[idx])
-                per_people[n].append(_median_time(lambda: refiner.refine(frame, poses, res.features), 3))
+                per_people[n].append(_median_time(lambda: refiner.refine(frame, poses, det.features), 3))
         out["pipeline_s"] = statistics.median(per_frame)
         for n in PEOPLE_COUNTS:
             out[f"refine_{n}_s"] = statistics.median(per_people[n])
@@ -217,7 +214,7 @@ def evaluate_pipeline(cfg: TrainConfig, weights: str | Path | None, out: Print =
     if not path.is_file():
         raise WeightsError(f"refiner weights not found: {path}")
     refiner = YoloRefiner.from_checkpoint(path, device="cpu")
-    base = YoloBase(dc.base_weights, imgsz=dc.student_imgsz, conf=dc.conf)
+    base = base_detector(dc)
     sets = load_heldout(dc.heldout)
     note(f"eval-pipeline: refiner {path}; base {base.weights.name} at {dc.student_imgsz}; held-out "
          + ", ".join(f"{h.name} ({len(h.paths)} images, {h.people} people)" for h in sets))

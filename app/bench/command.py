@@ -241,8 +241,10 @@ def _quality(video: str, n: int, occ: OccluposeContender, runs: dict[str, RunSta
 
 def _machine() -> dict:
     import torch
-    import ultralytics
 
+    from posecore.ultralytics_env import import_ultralytics
+
+    ultralytics = import_ultralytics()  # with our settings folder, not ~/.config/Ultralytics
     return {"python": platform.python_version(), "torch": torch.__version__, "ultralytics": ultralytics.__version__,
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,

@@ -19,6 +19,9 @@ class UltralyticsTracker:
     ``YOLO.track`` feeds it from its own predictions (same config, frame rate and input)."""
 
     def __init__(self, config: str):
+        from posecore.ultralytics_env import import_ultralytics
+
+        import_ultralytics()  # first, so that Ultralytics uses our settings folder, not ~/.config/Ultralytics
         from ultralytics.trackers.track import TRACKER_MAP
         from ultralytics.utils import YAML, IterableSimpleNamespace
         from ultralytics.utils.checks import check_yaml

@@ -166,7 +166,6 @@ class Pipeline:
         self.estimator = estimator
         self.tracker = tracker
         self.refiner = refiner
-        self.feature_tap = getattr(refiner, "tap", None)
         self.prefetch = prefetch
         self.workers = workers
         self.threads = threads
@@ -189,8 +188,6 @@ class Pipeline:
             from posecore.refine import build_default_refiner
 
             refiner = build_default_refiner(detector, cfg.pose.refine)
-            if refiner is not None:
-                detector.attach_feature_tap(refiner.tap)
         return cls(detector, estimator, Tracker.from_config(cfg.tracker), refiner=refiner, prefetch=cfg.prefetch,
                    workers=cfg.workers, threads=cfg.threads, stills=cfg.stills)
 
@@ -217,20 +214,15 @@ class Pipeline:
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
         detections = self.detector.detect(image)
-        features = self._take_features()
         timings["detect"] = time.perf_counter() - t0
-        return self._poses(image, detections, timings, features)
+        return self._poses(image, detections, timings)
 
-    def _take_features(self):
-        """The neck maps of the detection just run in this thread, for the refiner (None without one)."""
-        return None if self.feature_tap is None else self.feature_tap.take()
-
-    def _poses(self, image: np.ndarray, detections: Detections, timings: dict[str, float], features=None) -> Poses:
+    def _poses(self, image: np.ndarray, detections: Detections, timings: dict[str, float]) -> Poses:
         t1 = time.perf_counter()
         poses = self.estimator.estimate(image, detections)
         t2 = time.perf_counter()
         if self.refiner is not None:
-            poses = self.refiner.refine(image, poses, features)
+            poses = self.refiner.refine(image, poses, detections.features)
         t3 = time.perf_counter()
         timings.update(pose=t2 - t1, refine=t3 - t2)
         return poses
@@ -309,7 +301,7 @@ class Pipeline:
         def detect(image: np.ndarray):
             t0 = time.perf_counter()
             detections = self.detector.detect(image)
-            return detections, self._take_features(), time.perf_counter() - t0
+            return detections, time.perf_counter() - t0
 
         pending: deque[tuple[_Decoded, Future]] = deque()
         exhausted = False
@@ -329,9 +321,9 @@ class Pipeline:
                     if not pending:
                         return
                     item, future = pending.popleft()
-                    detections, features, detect_s = future.result()
+                    detections, detect_s = future.result()
                     timings = {"decode": item.seconds, "detect": detect_s, "wait": time.perf_counter() - t0}
-                    poses = self._poses(item.frame.image, detections, timings, features)
+                    poses = self._poses(item.frame.image, detections, timings)
                     yield from self.replay(item.frame, poses, timings)
             finally:
                 for _, future in pending:

@@ -1,9 +1,11 @@
 """Random access into a video file: the frames from any index on, for players that seek and step.
 
-Frame ``i`` here is the same image as the ``i``-th frame :class:`VideoFileSource` yields. With PyAV,
-the presentation timestamps of all packets (read once, without decoding) map an index to a timestamp;
-a seek jumps to the keyframe before it and decodes forward. Files whose timestamps cannot be trusted
-(missing, duplicated, or out of order after decoding, as in some AVI files) are decoded from the
+Frame ``i`` here is the same image as the ``i``-th frame :class:`VideoFileSource` yields, which leaves
+out frames decoded with errors (``is_corrupt``). With PyAV, the presentation timestamps of the frames it
+yields, found once by decoding the whole file without converting colours (only decoding tells a damaged
+frame from a good one, and counting packets would shift every index after it), map an index to a
+timestamp; a seek jumps to the keyframe before it and decodes forward. Files whose timestamps cannot be
+trusted (missing, duplicated, or out of order after decoding, as in some AVI files) are decoded from the
 start instead, skipping the colour conversion of the frames before the target. The OpenCV fallback
 seeks by frame number.
 """
@@ -18,9 +20,6 @@ import numpy as np
 
 from ..errors import SourceError
 from .sources import Frame, VideoFileSource, _first_line
-
-_CHECK_FRAMES = 12  # decoded frames whose timestamps must increase before we trust them
-
 
 class SeekableVideo:
     """A video file readable from any frame. ``frames(start)`` yields :class:`Frame` records in order."""
@@ -45,30 +44,34 @@ class SeekableVideo:
 
     # ------------------------------------------------------------------ PyAV
     def _timestamps(self) -> list[int] | None:
-        """Sorted presentation timestamps of every frame, or None when they cannot index frames."""
+        """Presentation timestamps of the frames playback yields, in order, or None when they cannot
+        index frames. A file that breaks off mid-way is indexed up to the damage, as playback stops there."""
         if self._scanned:
             return self._pts
         self._scanned = True
         import av
 
+        pts: list[int] = []
         try:
             with av.open(str(self.path)) as container:
                 stream = container.streams.video[0]
-                pts = [p.pts for p in container.demux(stream) if p.size]
-            if not pts or any(p is None for p in pts) or len(set(pts)) != len(pts):
-                return None
-            with av.open(str(self.path)) as container:
-                decoded = []
-                for vf in container.decode(container.streams.video[0]):
-                    decoded.append(vf.pts)
-                    if len(decoded) >= _CHECK_FRAMES:
+                stream.thread_type = "AUTO"
+                decoder = container.decode(stream)
+                while True:
+                    try:
+                        vf = next(decoder)
+                    except StopIteration:
                         break
-            if any(p is None for p in decoded) or decoded != sorted(decoded) or len(set(decoded)) != len(decoded):
-                return None
-        except Exception:  # a damaged file: fall back to decoding from the start
+                    except Exception:  # damage: playback stops here too
+                        break
+                    if not getattr(vf, "is_corrupt", False):
+                        pts.append(vf.pts)
+        except Exception:  # cannot even open it again: decode from the start on each seek
             return None
-        self._pts = sorted(pts)
-        self.frame_count = len(self._pts)
+        if not pts or any(p is None for p in pts) or any(b <= a for a, b in zip(pts, pts[1:])):
+            return None
+        self._pts = pts
+        self.frame_count = len(pts)
         return self._pts
 
     def _frames_pyav(self, start: int) -> Iterator[Frame]:
@@ -87,6 +90,8 @@ class SeekableVideo:
                 container.seek(table[start], stream=stream, backward=True, any_frame=False)
             count = 0  # decode-order counter, used when there is no timestamp table
             for vf in container.decode(stream):
+                if getattr(vf, "is_corrupt", False):
+                    continue  # left out by playback as well, and not counted
                 if table is not None:
                     index = bisect.bisect_left(table, vf.pts)
                     if index >= len(table) or table[index] != vf.pts:

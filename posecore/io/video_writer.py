@@ -1,6 +1,7 @@
 """Annotated video output with PyAV: H.264 (libx264) when present, else MPEG-4.
 
-The MP4 is fragmented, one fragment per frame, flushed to the file as it is written, and the encoder
+The MP4 is fragmented, one fragment per frame (``frag_every_frame``; a keyframe starts every second),
+flushed to the file as it is written, and the encoder
 works without look-ahead, so even a run that is killed outright (SIGKILL, power loss) leaves a file
 that plays up to the last frame handed to the encoder; a normal close finalises it.
 
@@ -83,7 +84,7 @@ class VideoWriter:
             stream = self._container.add_stream(self.codec, rate=rate)
             stream.width, stream.height = self._w, self._h
             stream.pix_fmt = "yuv420p"
-            stream.gop_size = max(1, round(float(rate)))  # a keyframe (and fragment) every second
+            stream.gop_size = max(1, round(float(rate)))  # a keyframe every second (fragments: every frame)
             if self.codec == "libx264":
                 # zerolatency: no look-ahead or B-frames, so each frame leaves the encoder at once and
                 # decode order equals display order (a cut file ends cleanly); it also needs less memory.

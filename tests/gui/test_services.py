@@ -166,7 +166,6 @@ def test_file_feed_plays_every_frame_unless_realtime(small_clip):
 
     rt = open_feed(str(small_clip), realtime=True)
     indices = []
-    t0 = time.perf_counter()
     try:
         while True:
             c = rt.next(0.05)
@@ -175,13 +174,13 @@ def test_file_feed_plays_every_frame_unless_realtime(small_clip):
                 time.sleep(0.1)  # a consumer at 10 fps against a 30 fps file
     except EndOfFeed:
         pass
-    elapsed = time.perf_counter() - t0
     with pytest.raises(EndOfFeed):  # asked again after the end: says so at once, never waits
         rt.next(0.05)
     rt.close()
     assert indices == sorted(indices) and indices[-1] == 39  # ends on the last frame
-    assert len(indices) < 25  # frames whose time had passed were skipped
-    assert elapsed < 3.0  # about the clip's own 1.3 s, not 40 x 0.1 s
+    # Frames whose time had passed were skipped (a 10 fps consumer against 30 fps: the clip's own time, not
+    # 40 x 0.1 s); a slower machine only skips more.
+    assert len(indices) < 25 and any(b - a > 1 for a, b in zip(indices, indices[1:]))
 
 
 def test_live_feed_hands_over_the_newest_frame_and_reports_failure():
@@ -338,16 +337,17 @@ def test_worker_survives_an_unexpected_pipeline_bug(run_worker, small_clip):
     ev.wait("state", lambda s: s.status == Status.PAUSED)
 
 
-def _live_run(run_worker, slot_cls, delay_s: float, seconds: float):
-    """A 30 fps live source, a pipeline slower than it; returns the processed frames and the stats."""
+def _live_run(run_worker, slot_cls, delay_s: float, until):
+    """A 30 fps live source, a pipeline slower than it, run until ``until(frames so far)`` holds (a
+    condition, not a duration: a loaded machine only takes longer); returns the processed frames and the
+    stats."""
     images = [np.full((120, 160, 3), i * 10 % 255, np.uint8) for i in range(20)]
     source = ReplayLiveSource(images, fps=30.0, name="live")
     worker, ev = run_worker(lambda s: fake_pipeline(delay_s),
                             feed_opener=lambda spec, realtime, on_captured: LiveFeed(source, on_captured,
                                                                                      slot=slot_cls()))
     worker.open("live")
-    ev.wait("frame")
-    time.sleep(seconds)
+    ev.wait("frame", lambda f: until(ev.frames), timeout=300)
     worker.stop()
     ev.wait("state", lambda s: s.status == Status.IDLE)
     return list(ev.frames), worker.stats.snapshot()
@@ -356,7 +356,8 @@ def _live_run(run_worker, slot_cls, delay_s: float, seconds: float):
 def test_live_worker_always_processes_the_newest_frame(run_worker):
     """Ordering, not wall clock: when processing of frame i begins, no newer frame exists, so what is
     shown is never older than one processing interval (plus the wait for the next capture)."""
-    frames, stats = _live_run(run_worker, LatestSlot, delay_s=0.08, seconds=1.5)
+    frames, stats = _live_run(run_worker, LatestSlot, delay_s=0.08,
+                              until=lambda fs: len(fs) >= 5 and any(f.dropped for f in fs))
     assert len(frames) >= 5
     assert all(f.backlog == 0 for f in frames)
     idx = [f.index for f in frames]
@@ -366,7 +367,7 @@ def test_live_worker_always_processes_the_newest_frame(run_worker):
 
 def test_a_fifo_queue_would_fall_behind(run_worker):
     """The same measurement catches a queue that keeps every frame: the backlog grows."""
-    frames, _ = _live_run(run_worker, FifoSlot, delay_s=0.08, seconds=1.5)
+    frames, _ = _live_run(run_worker, FifoSlot, delay_s=0.08, until=lambda fs: fs[-1].backlog >= 5)
     backlogs = [f.backlog for f in frames]
     assert max(backlogs) >= 5 and backlogs[-1] > backlogs[1]
     assert all(f.dropped == 0 for f in frames)

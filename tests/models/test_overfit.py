@@ -16,7 +16,10 @@ import torch
 from posecore.estimators.crops import box_to_center_scale, image_to_crop, warp_crops
 from posecore.estimators.topdown import TopDownEstimator, preprocess_crops
 from posecore.models import build_model
+from posecore.skeleton import COCO17
 from posecore.types import Detections
+from train.config import LossConfig
+from train.losses import PoseLoss
 
 INPUT = (96, 128)  # (W, H): a quarter of 256x192 keeps the test short on a CPU
 STEPS = 70
@@ -36,15 +39,6 @@ def _people(root, n=8):
         people.append((image, np.array([x, y, x + w, y + h], np.float32),
                        np.array(a["keypoints"], np.float32).reshape(17, 3), others.reshape(-1, 17, 3)))
     return people
-
-
-def _dag_loss(out, multi, target, weight, kp, lam=0.25):
-    """l_m + l_t + lambda * l_p (eq. 4): heatmap MSE, and L1 on the initial and every stage's pose."""
-    lm = (out["multi_heatmaps"] - multi).square().mean() * 1000
-    lt = ((out["heatmaps"] - target).square().mean((2, 3)) * weight).mean() * 1000
-    w = weight[..., None]
-    lp = sum(((c - kp).abs() * w).mean() for c in [out["coords_init"], *out["coords"]])
-    return lm + lt + lam * lp
 
 
 @pytest.mark.slow
@@ -71,12 +65,16 @@ def test_cpu_dag_overfits_eight_people(shared_data):
     weight = torch.from_numpy(np.stack([t[1] for t in targets]))
     multi = torch.from_numpy(np.stack(multis))
     kp = torch.from_numpy(np.stack(kps)[..., :2])
+    # The training's own loss (l_m + l_t + lambda * l_p, and the visibility term), at its defaults.
+    criterion = PoseLoss(LossConfig(), COCO17, INPUT)
+    batch = {"target_heatmaps": target, "target_weight": weight, "multi_heatmaps": multi, "joints": kp,
+             "flags": torch.from_numpy(np.stack(kps)[..., 2])}
 
     start = time.perf_counter()
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(STEPS):
-        loss = _dag_loss(model(x), multi, target, weight, kp)
+        loss = criterion(model(x), batch).total
         opt.zero_grad()
         loss.backward()
         opt.step()

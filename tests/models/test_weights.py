@@ -79,3 +79,27 @@ def test_save_needs_a_config_and_plain_extras(tmp_path, model):
         save_checkpoint(tmp_path / "x.pt", torch.nn.Linear(2, 2))
     with pytest.raises(TypeError, match="extra.when"):
         save_checkpoint(tmp_path / "x.pt", model, extra={"when": object()})
+
+
+def test_shipped_refiner_loads_in_a_fresh_process_whatever_was_imported_before():
+    """The model registry must not depend on which module happened to be imported first."""
+    import subprocess
+    import sys
+    from importlib import resources
+
+    shipped = resources.files("posecore.assets") / "weights" / "refiner_yolo11n.pt"
+    code = ("import sys; from posecore.weights import load_checkpoint; "
+            "model, cfg = load_checkpoint(sys.argv[1]); print(cfg['name'], type(model).__name__)")
+    out = subprocess.run([sys.executable, "-c", code, str(shipped)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr.strip().splitlines()[-1:]
+    assert out.stdout.split() == ["yolo_refiner", "YoloRefinerNet"]
+
+
+def test_every_builder_is_registered_by_importing_the_models_package():
+    import subprocess
+    import sys
+
+    code = "from posecore.models import list_models; print(' '.join(list_models()))"
+    alone = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 0, alone.stderr
+    assert "yolo_refiner" in alone.stdout.split()

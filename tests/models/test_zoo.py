@@ -9,6 +9,7 @@ from posecore.models import build_model, list_models
 from posecore.models.base import TopDownPoseModel
 from posecore.models.couplegraph import CoupleGraph
 from posecore.models.gcn import FGMHGCN
+from posecore.models.yolo_refiner import YoloRefinerNet
 
 SMALL_INPUT = {"hrnet_w48": [32, 64], "dag_hrnet_w48": [32, 64]}  # (W, H)
 
@@ -42,7 +43,7 @@ def _run(model):
         out = model(kp, boxes)
         assert out.shape == (3, 2, k, 2)
         return out
-    if type(model).__name__ == "YoloRefinerNet":  # registered by posecore.refine_model (the runtime refiner)
+    if isinstance(model, YoloRefinerNet):
         k, n = model.num_joints, 3
         kp = torch.cat([torch.rand(n, k, 2) * 100, torch.rand(n, k, 1)], -1)
         boxes = torch.tensor([[0.0, 0, 60, 100], [30, 10, 100, 110], [200, 0, 260, 100]])
@@ -52,6 +53,13 @@ def _run(model):
         assert out["stages"][-1].shape == (n, k, 2) and out["couple"] is None  # couple off by default
         return out["stages"]
     raise AssertionError(f"no test input for {type(model).__name__}")
+
+
+def test_the_parametrized_list_is_every_model():
+    """Importing posecore.models registers every builder, so this file collects the same models alone as
+    in the whole suite."""
+    assert set(list_models()) == {"hrnet_w32", "hrnet_w48", "hrnet_small", "dag_hrnet_w32", "dag_hrnet_w48",
+                                  "dag_hrnet_small", "fgmh_gcn", "couplegraph", "yolo_refiner"}
 
 
 @pytest.mark.parametrize("name", list_models())

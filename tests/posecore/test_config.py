@@ -80,3 +80,31 @@ def test_dotted_keys_name_the_settings_given():
     assert dotted_keys({}) == frozenset()
     assert dotted_keys({"stills": False, "tracker": {"max_lost": 60, "kalman": {"q": 1}}, "pose": {}}) == {
         "stills", "tracker.max_lost", "tracker.kalman.q", "pose"}
+
+
+@dataclass
+class Switches:
+    refine: Literal["auto", "on", "off"] = "auto"
+    answer: Literal["yes", "no", "maybe"] = "maybe"
+
+
+@pytest.mark.parametrize("raw, field_name, expected", [
+    ("refine=on", "refine", "on"), ("refine=off", "refine", "off"), ("refine=auto", "refine", "auto"),
+    ("answer=yes", "answer", "yes"), ("answer=no", "answer", "no"),
+])
+def test_literal_words_that_yaml_reads_as_booleans(raw, field_name, expected):
+    """``--set pose.refine=on``: YAML 1.1 reads on/off/yes/no as booleans; a Literal of words takes the word."""
+    cfg = from_dict(Switches, apply_overrides({}, [raw]))
+    assert getattr(cfg, field_name) == expected
+
+
+def test_literal_boolean_without_a_matching_word_is_refused():
+    with pytest.raises(ConfigError, match="inner.mode: expected one of"):
+        from_dict(Outer, {"inner": {"mode": True}})
+
+
+def test_set_pose_refine_on_as_readme_documents():
+    from posecore.pipeline import load_pipeline_config
+
+    assert load_pipeline_config(apply_overrides({}, ["pose.refine=on"])).pose.refine == "on"
+    assert load_pipeline_config(apply_overrides({}, ["pose.refine=off"])).pose.refine == "off"

@@ -31,7 +31,7 @@ def base():
 @pytest.mark.parametrize("workers", [1, 2])
 def test_refiner_gets_features_and_moves_joints(base, workers):
     p, results = _run("on", workers)
-    assert p.refiner is not None and p.detector.feature_tap is p.refiner.tap
+    assert p.refiner is not None and p.detector.captures_features
     seen_features = []
     original = p.refiner.refine
 
@@ -57,4 +57,4 @@ def test_auto_follows_the_measured_decision(base):
     decided = bool(read_checkpoint(shipped_refiner_path()).extra.get("enabled_by_default", False))
     p, _ = _run("auto", 1)
     assert (p.refiner is not None) == decided
-    assert base[0].refiner is None and base[0].detector.feature_tap is None
+    assert base[0].refiner is None and not base[0].detector.captures_features

@@ -11,7 +11,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from posecore.ultralytics_env import import_ultralytics
 from posecore.yolo_features import Letterbox, YoloFeatures, YoloFeatureTap, local_grid
+
+import_ultralytics()  # before the Ultralytics modules below: our settings folder, not ~/.config/Ultralytics
 
 
 class _Head(nn.Module):

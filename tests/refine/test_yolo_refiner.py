@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from posecore.errors import ConfigError, WeightsError
 from posecore.models import build_model
+from posecore.models.yolo_refiner import YoloRefinerNet
 from posecore.refine import YoloRefiner, build_default_refiner, shipped_refiner_path
-from posecore.refine_model import YoloRefinerNet
 from posecore.types import Poses
 from posecore.weights import read_checkpoint, save_checkpoint
 from posecore.yolo_features import YoloFeatures
@@ -134,7 +135,7 @@ def test_training_steps_reach_every_part_and_lower_the_error():
 def test_the_local_step_moves_a_joint_to_the_grid_point_its_scores_pick():
     """Soft-argmax over the window: a grid point that scores far above the others takes the joint there,
     at that point's offset times the step in image pixels."""
-    from posecore.refine_model import LocalStep
+    from posecore.models.yolo_refiner import LocalStep
 
     local = LocalStep(num_joints=17, channels=4, radius=2, hidden=4)
     with torch.no_grad():
@@ -178,33 +179,45 @@ def test_shipped_weights_are_small_safe_and_documented():
     assert (path.parent / "NOTICE.md").is_file()
 
 
-class _Detector:
-    """What build_default_refiner reads of a detector: its pose head flag and its Ultralytics model."""
-
-    def __init__(self, model, has_pose_head: bool = True):
-        self.model, self.has_pose_head = model, has_pose_head
-
-
 @pytest.fixture(scope="module")
-def yolo():
-    from posecore.detector import bundled_weights, load_yolo
+def detector():
+    from posecore.detector import Detector
 
-    return load_yolo(bundled_weights())
+    return Detector(device="cpu")
 
 
-def test_default_refiner_follows_the_mode_and_the_measured_decision(yolo):
-    assert build_default_refiner(_Detector(yolo), "off") is None
-    assert build_default_refiner(_Detector(yolo, has_pose_head=False), "on") is None
-    on = build_default_refiner(_Detector(yolo), "on")
-    assert isinstance(on, YoloRefiner) and on.tap is not None and on.in_channels == CHANNELS
-    on.tap.close()
-    auto = build_default_refiner(_Detector(yolo), "auto")
+def test_default_refiner_follows_the_mode_and_the_measured_decision(detector):
+    assert build_default_refiner(detector, "off") is None and not detector.captures_features
+    on = build_default_refiner(detector, "on")
+    assert isinstance(on, YoloRefiner) and on.in_channels == CHANNELS == detector.neck_channels
+    assert detector.captures_features  # the neck maps now come with each detection
+    auto = build_default_refiner(detector, "auto")
     assert (auto is not None) == read_checkpoint(shipped_refiner_path()).extra["enabled_by_default"]
-    if auto is not None:
-        auto.tap.close()
 
 
-def test_default_refiner_declines_a_model_with_another_neck(yolo, tmp_path):
+def test_refine_on_says_why_it_cannot_run(detector, tmp_path):
+    """``pose.refine: on`` is never a silent no-op: missing weights or weights for another neck are errors;
+    ``auto`` then stays off."""
+    with pytest.raises(WeightsError, match="refiner weights not found"):
+        build_default_refiner(detector, "on", weights=tmp_path / "missing.pt")
     net = build_model({"name": "yolo_refiner", "in_channels": [32, 64, 128], "couple": None})
     path = save_checkpoint(tmp_path / "other.pt", net, extra={"enabled_by_default": True})
-    assert build_default_refiner(_Detector(yolo), "on", weights=path) is None
+    with pytest.raises(ConfigError, match=r"reads neck maps of \(32, 64, 128\) channels"):
+        build_default_refiner(detector, "on", weights=path)
+    assert build_default_refiner(detector, "auto", weights=path) is None
+
+
+def test_refine_on_needs_a_pose_detector(detector, monkeypatch):
+    monkeypatch.setattr(detector, "task", "detect")
+    with pytest.raises(ConfigError, match="pose model"):
+        build_default_refiner(detector, "on")
+    assert build_default_refiner(detector, "auto") is None
+
+
+def test_the_refiner_runs_on_the_detectors_device(detector, monkeypatch):
+    # "meta" exists on every machine and is not the CPU: the refiner must follow the detector there
+    # (CUDA when the detector is on CUDA), not stay on the CPU.
+    monkeypatch.setattr(detector, "device", torch.device("meta"))
+    refiner = build_default_refiner(detector, "on")
+    assert refiner.device == torch.device("meta")
+    assert next(refiner.net.parameters()).device.type == "meta"

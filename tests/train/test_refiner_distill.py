@@ -11,7 +11,7 @@ from posecore.skeleton import COCO17
 from posecore.types import Detections
 from tests.conftest import shared_path
 from train.distill import CopyRecord, heldout_paths, match_people, paste_pool, source_frames, teacher_people
-from train.distill_config import DistillConfig, DistillLossConfig, FrameAugmentConfig, FrameSource, HeldOutSplit
+from train.config import DistillConfig, DistillLossConfig, FrameAugmentConfig, FrameSource, HeldOutSplit
 from train.distill_fit import CopyEvaluator, DistillLoss, collate_copies, distill_forward, feature_stats
 from train.transforms.frame import FrameOcclusion, FramePeople
 

@@ -14,14 +14,14 @@ from posecore.models import build_model
 from posecore.refine import YoloRefiner
 from posecore.weights import read_checkpoint
 from tests.conftest import shared_path
-from train.distill_config import HeldOutSplit
+from train.distill import base_detector
+from train.config import DistillConfig, HeldOutSplit
 from train.pipeline_eval import decide, load_heldout, score_set
-from train.yolo_base import YoloBase
 
 
 @pytest.fixture(scope="module")
 def base():
-    return YoloBase(imgsz=320)
+    return base_detector(DistillConfig(student_imgsz=320))
 
 
 def _heldout() -> list[HeldOutSplit]:
@@ -37,11 +37,11 @@ def test_the_evaluations_base_is_the_pipelines_detector(base):
     from posecore.detector import Detector
 
     frame = cv2.imread(str(shared_path("coco_sample", "000000197388.jpg")))
-    ours = base.run(frame)
+    ours = base.detect(frame)
     theirs = Detector(imgsz=320, device="cpu").detect(frame)
-    assert len(ours.detections) == len(theirs) > 0 and ours.features is not None
-    np.testing.assert_allclose(ours.detections.boxes, theirs.boxes, atol=0.05)
-    np.testing.assert_allclose(ours.detections.keypoints, theirs.keypoints, atol=0.05)
+    assert len(ours) == len(theirs) > 0 and ours.features is not None and theirs.features is None
+    np.testing.assert_allclose(ours.boxes, theirs.boxes, atol=0.05)
+    np.testing.assert_allclose(ours.keypoints, theirs.keypoints, atol=0.05)
 
 
 def test_an_untrained_refiner_scores_exactly_the_base_and_a_changed_one_does_not(base):

@@ -25,8 +25,6 @@ def test_the_configs_are_there():
 def test_config_loads_and_names_a_model_for_its_data(path):
     cfg = load_config(path)
     if cfg.distill is not None:  # the YOLO-feature refiner: distilled on frames, scored on its held-out split
-        import posecore.refine_model  # noqa: F401  (registers yolo_refiner)
-
         get_builder(model_config(cfg.model, get_skeleton("coco17"))["name"])
         assert cfg.distill.sources and cfg.distill.heldout
         return

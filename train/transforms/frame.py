@@ -19,7 +19,7 @@ import numpy as np
 
 from posecore.skeleton import Skeleton
 
-from ..distill_config import FrameAugmentConfig
+from ..config import FrameAugmentConfig
 from .base import Sample
 from .geometry import transform_points
 from .occlusion import InstancePaste, InstancePool, LimbJointAugmentation, MaskJoints, PasteRecord

@@ -76,11 +76,27 @@ def test_detector_without_thread_safety_runs_serially():
 
 
 def test_abandoned_stream_stops_cleanly():
+    """A consumer that stops early: reading stops, the source is closed, and no thread is left behind."""
+    read: list[int] = []
+    closed = threading.Event()
+
+    def source():
+        try:
+            for frame in _frames(100):
+                read.append(frame.index)
+                yield frame
+        finally:
+            closed.set()
+
+    before = set(threading.enumerate())
     p = Pipeline(_PixelDetector(), YoloPoseEstimator(), Tracker(), workers=2, threads=1)
-    gen = p.stream(_frames(100))
+    gen = p.stream(source())
     for _ in range(3):
         next(gen)
     gen.close()  # workers and the decode thread wind down without hanging
+    assert closed.is_set()
+    assert [t.name for t in threading.enumerate() if t not in before] == []
+    assert 3 <= len(read) < 100
 
 
 def test_auto_threads_leave_cores_for_decoding_and_encoding():

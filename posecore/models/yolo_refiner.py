@@ -28,12 +28,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .config import from_dict
-from .models.couplegraph import CoupleGraph, CoupleGraphConfig, assign_pairs
-from .models.gcn import FGMHGCN, GCNConfig
-from .models.registry import register_model
-from .skeleton import get_skeleton
-from .yolo_features import local_grid
+from ..config import from_dict
+from ..skeleton import get_skeleton
+from ..yolo_features import local_grid
+from .couplegraph import CoupleGraph, CoupleGraphConfig, assign_pairs
+from .gcn import FGMHGCN, GCNConfig
+from .registry import register_model
 
 
 def person_frame(boxes: torch.Tensor, aspect: float = 0.75, padding: float = 1.25) -> tuple[torch.Tensor, torch.Tensor]:
