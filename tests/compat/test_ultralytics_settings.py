@@ -21,8 +21,8 @@ def _run_in_fresh_home(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("code", [
-    "from app.bench import _machine; _machine()",
-    "from app.bench_quality import UltralyticsTracker; UltralyticsTracker('bytetrack.yaml')",
+    "from app.bench.command import _machine; _machine()",
+    "from app.bench.tracker_adapters import UltralyticsTracker; UltralyticsTracker('bytetrack.yaml')",
 ])
 def test_benchmark_imports_of_ultralytics_leave_its_settings_folder_alone(tmp_path, code):
     r = _run_in_fresh_home(tmp_path, "-c", code)

@@ -104,7 +104,7 @@ def test_literal_boolean_without_a_matching_word_is_refused():
 
 
 def test_set_pose_refine_on_as_readme_documents():
-    from posecore.pipeline import load_pipeline_config
+    from app.run.pipeline import load_pipeline_config
 
     assert load_pipeline_config(apply_overrides({}, ["pose.refine=on"])).pose.refine == "on"
     assert load_pipeline_config(apply_overrides({}, ["pose.refine=off"])).pose.refine == "off"
