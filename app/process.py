@@ -24,15 +24,16 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import cv2
 
-from posecore.config import to_dict
+from posecore.config import dotted_keys, from_dict, to_dict
 from posecore.draw import DrawOptions, Trails, draw_tracks
 from posecore.errors import OccluposeError, OutputError, SourceError
 from posecore.io.records import poses_from_record
@@ -249,6 +250,18 @@ def run_process(opts: ProcessOptions, pipeline: Pipeline | None = None,
         return _run(opts, pipeline, source)
     finally:
         source.close()
+
+
+def process_source(source: str, outdir: str | Path, settings: Mapping[str, Any] | None = None, *,
+                   video: bool = True, resume: bool = False, max_frames: int | None = None, progress: bool = True,
+                   stream_timeout_s: float = 10.0) -> ProcessSummary:
+    """One source into ``outdir``, with the settings the user chose as a nested mapping (what ``--config``
+    and ``--set`` give); the one entry point of a single-source run, for the command line and batches."""
+    settings = dict(settings or {})
+    opts = ProcessOptions(source=str(source), outdir=Path(outdir), config=from_dict(PipelineConfig, settings),
+                          given=dotted_keys(settings), video=video, resume=resume, max_frames=max_frames,
+                          progress=progress, stream_timeout_s=stream_timeout_s)
+    return run_process(opts)
 
 
 def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -> ProcessSummary:
