@@ -207,21 +207,34 @@ class Manifest:
         self.path = Path(path)
 
     def read(self) -> dict[tuple[str, str], dict[str, Any]]:
-        """The last record of each (source, name); a torn or damaged line is left out."""
-        from posecore.io.result_writers import read_jsonl
-
+        """The last record of each (source, name); a torn or damaged line is left out, and the lines
+        after it still count (each line stands alone)."""
         last: dict[tuple[str, str], dict[str, Any]] = {}
-        if self.path.exists():
-            for rec in read_jsonl(self.path):
-                if isinstance(rec.get("source"), str) and isinstance(rec.get("name"), str):
-                    last[(rec["source"], rec["name"])] = rec
+        try:
+            raw_lines = self.path.read_bytes().splitlines() if self.path.exists() else []
+        except OSError as e:
+            raise OutputError(f"cannot read {self.path}: {e.strerror or e}") from None
+        for raw in raw_lines:
+            try:
+                rec = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("source"), str) and isinstance(rec.get("name"), str):
+                last[(rec["source"], rec["name"])] = rec
         return last
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
 
     def append(self, outcome: JobOutcome) -> None:
         line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **outcome.record()}) + "\n"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as f:
+                if f.tell() and not self._ends_with_newline():
+                    f.write("\n")  # after a torn line, start a fresh one
                 f.write(line)
                 f.flush()
                 os.fsync(f.fileno())

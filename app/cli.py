@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import signal
 import sys
 import warnings
@@ -150,7 +151,10 @@ def _run_batch(args: argparse.Namespace) -> int:
     if args.ray is not None:
         from app.ray_runner import ray_runner
 
-        runner = ray_runner(None if args.ray == "local" else args.ray, cpus=args.ray_cpus, gpus=args.ray_gpus)
+        # --jobs N with a local instance: room for N sources at once (default: every core).
+        local_cpus = args.jobs * math.ceil(args.ray_cpus) if args.jobs > 1 else None
+        runner = ray_runner(None if args.ray == "local" else args.ray, cpus=args.ray_cpus, gpus=args.ray_gpus,
+                            local_cpus=local_cpus)
     process_batch(args.source, Path(args.output or default), runner, jobs=args.jobs, resume=args.resume,
                   settings=settings, video=not args.no_video, max_frames=args.max_frames,
                   stream_timeout_s=args.stream_timeout,
@@ -207,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="run the sources as Ray tasks (pip install 'occlupose[cluster]'): alone, a local Ray "
                         "instance; 'auto' or HOST:PORT joins a running cluster, whose nodes must all see "
-                        "the sources and OUTDIR at the same paths (a shared filesystem)")
+                        "the sources and OUTDIR at the same paths (a shared filesystem); with --jobs N, the "
+                        "local instance runs N sources at once")
     b.add_argument("--ray-cpus", type=_positive_float, default=1.0, metavar="N",
                    help="CPUs Ray reserves per source (default 1)")
     b.add_argument("--ray-gpus", type=_non_negative_float, default=0.0, metavar="N",

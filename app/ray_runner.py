@@ -45,9 +45,10 @@ def _check_reachable(address: str, timeout_s: float) -> None:
         raise OccluposeError(f"cannot reach the Ray cluster at {address} within {timeout_s:g} s: {reason}") from None
 
 
-def connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S):
-    """Start a local Ray instance (``address`` None) or join the cluster at ``address`` ('auto' or
-    HOST:PORT); returns the ray module. Failures are one-line OccluposeErrors."""
+def connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S, local_cpus: int | None = None):
+    """Start a local Ray instance (``address`` None) with ``local_cpus`` CPUs (None: every core) or join the
+    cluster at ``address`` ('auto' or HOST:PORT); returns the ray module. Failures are one-line
+    OccluposeErrors."""
     ray = _import_ray()
     # Our one-line messages only: Ray's own logs and the tasks' output stay in Ray's log folder.
     opts = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
@@ -57,7 +58,7 @@ def connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S):
         if address is None:
             from posecore.pipeline import available_cores
 
-            ray.init(num_cpus=available_cores(), **opts)
+            ray.init(num_cpus=local_cpus or available_cores(), **opts)
         else:
             ray.init(address=address, **opts)
     except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError ... with long texts
@@ -67,14 +68,14 @@ def connect(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S):
     return ray
 
 
-def ray_runner(address: str | None, cpus: float = 1.0, gpus: float = 0.0) -> Runner:
+def ray_runner(address: str | None, cpus: float = 1.0, gpus: float = 0.0, local_cpus: int | None = None) -> Runner:
     """A batch runner (see :func:`app.batch.process_batch`) that runs each source as a Ray task with
-    ``cpus`` CPUs and ``gpus`` GPUs reserved."""
+    ``cpus`` CPUs and ``gpus`` GPUs reserved; a local instance (``address`` None) gets ``local_cpus``."""
 
     def run(jobs: Sequence[BatchJob], on_done: Callable[[JobOutcome], None]) -> bool:
         if not jobs:
             return True
-        ray = connect(address)
+        ray = connect(address, local_cpus=local_cpus)
         try:
             return _run_tasks(ray, with_threads(jobs, max(1, int(cpus))), cpus, gpus, on_done)
         finally:
