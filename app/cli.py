@@ -25,6 +25,20 @@ log = logging.getLogger("occlupose")
 # Optional subcommand modules, each with register(subparsers); absent ones are skipped.
 EXTRA_COMMANDS = ("app.bench", "app.model_bench", "app.soak")
 
+PROCESS_DESCRIPTION = """\
+Track poses in one source, or in a batch: several sources, a folder holding videos or @list.txt
+(one source a line). A batch writes each source into OUTDIR/<name>/ and the manifest OUTDIR/batch.jsonl;
+the exit status is 1 when any source failed.
+
+examples:
+  occlupose process video.mp4 -o out                     one source, as always
+  occlupose process clips/ -o out --jobs 2               every video of clips/, two at once
+  occlupose process a.mp4 b.mp4 @more.txt -o out         several sources and a list
+  occlupose process clips/ -o out --resume               skip finished sources, resume the others
+  occlupose process clips/ -o out --ray                  as tasks of a local Ray instance
+  occlupose process @list.txt -o /shared/out --ray auto  on a running Ray cluster (shared filesystem)
+"""
+
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -193,11 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("process", help="track poses in a video, camera, stream URL or image folder, or in many",
-                       description="Track poses in one source, or in a batch: several sources, a folder of "
-                                   "videos or @list.txt (one source a line), each into OUTDIR/<name>/ with the "
-                                   "manifest OUTDIR/batch.jsonl. Examples: occlupose process clips/ -o out --jobs 2; "
-                                   "occlupose process @list.txt -o /shared/out --ray auto; "
-                                   "occlupose process clips/ -o out --resume")
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=PROCESS_DESCRIPTION)
     p.add_argument("source", nargs="+",
                    help="video file, camera index, rtsp/http URL, image folder or image; images are "
                         "unrelated photos, each tracked alone, unless you set stills "
