@@ -22,7 +22,7 @@ from posecore.io.result_writers import read_jsonl
 from tests.app.conftest import ROOT, run_cli
 from tests.conftest import shared_path
 
-FRAMES = 6
+FRAMES = 4
 IMGSZ = 320
 GOOD = ("hug", "mmtracking_demo")
 
