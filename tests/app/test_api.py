@@ -16,7 +16,7 @@ import pytest
 from app.api import as_arrays, as_dataframe, as_dict, settings_mapping, track
 from posecore.errors import ConfigError
 from posecore.io.result_writers import read_jsonl
-from tests.app.conftest import ROOT, run_cli
+from tests.app.conftest import ROOT
 
 FRAMES = 4
 IMGSZ = 320
@@ -92,13 +92,16 @@ def test_dataframe_has_the_csv_rows(results, processed):
         assert abs(got.x - float(want["x"])) <= 0.006 and abs(got.confidence - float(want["confidence"])) <= 6e-5
 
 
-def test_settings_take_every_spelling_and_reject_like_the_command_line(tmp_path):
+def test_settings_take_every_spelling_and_reject_like_the_command_line(tmp_path, capfd):
     nested = {"detector": {"imgsz": 320}, "tracker": {"max_lost": 60, "smoothing_lag": 2}}
     assert settings_mapping({"imgsz": 320, "tracker": {"max_lost": 60}, "tracker__smoothing_lag": 2}) == nested
     with pytest.raises(ConfigError) as api_error:
         track("video.mp4", tracker__max_lost=-1)
-    r = run_cli("process", tmp_path / "video.mp4", "--set", "tracker.max_lost=-1")
-    assert r.returncode == 1 and r.stderr.strip() == f"occlupose: error: {api_error.value}"
+    from app import cli
+
+    capfd.readouterr()
+    assert cli.main(["process", str(tmp_path / "video.mp4"), "--set", "tracker.max_lost=-1"]) == 1
+    assert capfd.readouterr().err.strip() == f"occlupose: error: {api_error.value}"
     with pytest.raises(ConfigError, match="trackr: unknown key"):
         track("video.mp4", trackr={"max_lost": 1})
     with pytest.raises(ConfigError, match="max_frames"):
