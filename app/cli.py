@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import signal
 import sys
 import warnings
@@ -23,6 +24,20 @@ log = logging.getLogger("occlupose")
 
 # Optional subcommand modules, each with register(subparsers); absent ones are skipped.
 EXTRA_COMMANDS = ("app.bench.command", "app.bench.models", "app.bench.soak")
+
+PROCESS_DESCRIPTION = """\
+Track poses in one source, or in a batch: several sources, a folder holding videos or @list.txt
+(one source a line). A batch writes each source into OUTDIR/<name>/ and the manifest OUTDIR/batch.jsonl;
+the exit status is 1 when any source failed.
+
+examples:
+  occlupose process video.mp4 -o out                     one source, as always
+  occlupose process clips/ -o out --jobs 2               every video of clips/, two at once
+  occlupose process a.mp4 b.mp4 @more.txt -o out         several sources and a list
+  occlupose process clips/ -o out --resume               skip finished sources, resume the others
+  occlupose process clips/ -o out --ray                  as tasks of a local Ray instance
+  occlupose process @list.txt -o /shared/out --ray auto  on a running Ray cluster (shared filesystem)
+"""
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -53,6 +68,23 @@ def _positive_seconds(text: str) -> float:
 
 
 positive_int = whole_number(1)
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    v = _non_negative_float(text)
+    if v == 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return v
 
 
 def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
@@ -97,21 +129,11 @@ def _set(data: dict, dotted: str, value) -> None:
 
 
 def _run_process(args: argparse.Namespace, source: str, default_outdir: str) -> int:
-    from app.process import ProcessOptions, run_process
+    from app.process import process_source
 
-    settings = pipeline_settings(args)
-    opts = ProcessOptions(
-        source=source,
-        outdir=Path(args.output or default_outdir),
-        config=from_dict(PipelineConfig, settings),
-        given=dotted_keys(settings),
-        video=not args.no_video,
-        resume=args.resume,
-        max_frames=args.max_frames,
-        progress=not args.quiet,
-        stream_timeout_s=args.stream_timeout,
-    )
-    summary = run_process(opts)
+    summary = process_source(source, Path(args.output or default_outdir), pipeline_settings(args),
+                             video=not args.no_video, resume=args.resume, max_frames=args.max_frames,
+                             progress=not args.quiet, stream_timeout_s=args.stream_timeout)
     done = summary.frames - summary.resumed_from
     resumed = f" (resumed at frame {summary.resumed_from})" if summary.resumed_from else ""
     print(f"processed {done} frames{resumed} in {summary.seconds:.1f} s ({summary.fps:.1f} frames/s), "
@@ -123,7 +145,35 @@ def _run_process(args: argparse.Namespace, source: str, default_outdir: str) -> 
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    return _run_process(args, args.source, f"outputs/{Path(str(args.source)).stem or 'run'}")
+    from app.batch import is_batch
+
+    if not is_batch(args.source):
+        source = args.source[0]
+        return _run_process(args, source, f"outputs/{Path(str(source)).stem or 'run'}")
+    return _run_batch(args)
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    """Several sources: each into OUTDIR/<name>/, with the manifest OUTDIR/batch.jsonl."""
+    from app.batch import process_batch
+
+    settings = pipeline_settings(args)
+    from_dict(PipelineConfig, settings)  # a bad setting is reported once, before any source starts
+    one = args.source[0]
+    default = f"outputs/{Path(one).name}" if len(args.source) == 1 and not one.startswith("@") else "outputs/batch"
+    runner = None
+    if args.ray is not None:
+        from app.ray_runner import ray_runner
+
+        # --jobs N with a local instance: room for N sources at once (default: every core).
+        local_cpus = args.jobs * math.ceil(args.ray_cpus) if args.jobs > 1 else None
+        runner = ray_runner(None if args.ray == "local" else args.ray, cpus=args.ray_cpus, gpus=args.ray_gpus,
+                            local_cpus=local_cpus)
+    process_batch(args.source, Path(args.output or default), runner, jobs=args.jobs, resume=args.resume,
+                  settings=settings, video=not args.no_video, max_frames=args.max_frames,
+                  stream_timeout_s=args.stream_timeout,
+                  progress=not args.quiet and args.jobs == 1 and runner is None)
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -156,11 +206,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("process", help="track poses in a video, camera, stream URL or image folder")
-    p.add_argument("source", help="video file, camera index, rtsp/http URL, image folder or image; images are "
-                                  "unrelated photos, each tracked alone, unless you set stills "
-                                  "(--set stills=false for a folder of video frames)")
+    p = sub.add_parser("process", help="track poses in a video, camera, stream URL or image folder, or in many",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=PROCESS_DESCRIPTION)
+    p.add_argument("source", nargs="+",
+                   help="video file, camera index, rtsp/http URL, image folder or image; images are "
+                        "unrelated photos, each tracked alone, unless you set stills "
+                        "(--set stills=false for a folder of video frames). Several sources, a folder "
+                        "holding videos or @list.txt make a batch")
     _add_run_arguments(p)
+    b = p.add_argument_group("batches")
+    b.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                   help="sources processed at once on this machine, in separate processes that share "
+                        "the CPU cores (default 1)")
+    b.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run the sources as Ray tasks (pip install 'occlupose[cluster]'): alone, a local Ray "
+                        "instance; 'auto' or HOST:PORT joins a running cluster, whose nodes must all see "
+                        "the sources and OUTDIR at the same paths (a shared filesystem); with --jobs N, the "
+                        "local instance runs N sources at once")
+    b.add_argument("--ray-cpus", type=_positive_float, default=1.0, metavar="N",
+                   help="CPUs Ray reserves per source (default 1)")
+    b.add_argument("--ray-gpus", type=_non_negative_float, default=0.0, metavar="N",
+                   help="GPUs Ray reserves per source, e.g. 0.5 (default 0)")
     p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("demo", help="process the bundled demo clip (two people hugging)")

@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from app.run.loop import Outcome, close_all, run_loop
 from app.run.names import safe_stem, source_stem
@@ -27,7 +28,7 @@ from app.run.pipeline import Pipeline, PipelineConfig
 from app.run.progress import progress_bar
 from app.run.resume import RUN_FILE_VERSION, check_resume, frames_done, replayed_then_fresh
 from app.run.sinks import AnnotatedSink, CocoSink, CsvSink, JsonlSink, Sink
-from posecore.config import to_dict
+from posecore.config import dotted_keys, from_dict, to_dict
 from posecore.draw import DrawOptions
 from posecore.errors import OccluposeError, OutputError, SourceError
 from posecore.io.result_writers import write_text_atomic
@@ -135,6 +136,18 @@ def run_process(opts: ProcessOptions, pipeline: Pipeline | None = None,
         source.close()
 
 
+def process_source(source: str, outdir: str | Path, settings: Mapping[str, Any] | None = None, *,
+                   video: bool = True, resume: bool = False, max_frames: int | None = None, progress: bool = True,
+                   stream_timeout_s: float = 10.0) -> ProcessSummary:
+    """One source into ``outdir``, with the settings the user chose as a nested mapping (what ``--config``
+    and ``--set`` give); the one entry point of a single-source run, for the command line and batches."""
+    settings = dict(settings or {})
+    opts = ProcessOptions(source=str(source), outdir=Path(outdir), config=from_dict(PipelineConfig, settings),
+                          given=dotted_keys(settings), video=video, resume=resume, max_frames=max_frames,
+                          progress=progress, stream_timeout_s=stream_timeout_s)
+    return run_process(opts)
+
+
 def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -> ProcessSummary:
     outdir = Path(opts.outdir)
     _prepare_outdir(outdir)
@@ -161,7 +174,7 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
     if opts.max_frames is not None:
         total = min(total, opts.max_frames) if total else opts.max_frames
     t_start = time.perf_counter()
-    frames = _limit(source, opts.max_frames)
+    frames = limit_frames(source, opts.max_frames)
     num_joints = get_skeleton(pipeline.skeleton).num_joints
     results = replayed_then_fresh(pipeline, frames, paths["jsonl"], start, num_joints)
     outcome = run_loop(results, sinks, pipeline.flush, progress_bar(total, stem, opts.progress), source.is_live)
@@ -226,7 +239,7 @@ def _raise_stop(outcome: Outcome, source: FrameSource, outdir: Path) -> None:
            if frames else stop) from None
 
 
-def _limit(frames, max_frames: int | None) -> Iterator[Frame]:
+def limit_frames(frames, max_frames: int | None) -> Iterator[Frame]:
     for f in frames:
         if max_frames is not None and f.index >= max_frames:
             return

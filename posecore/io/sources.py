@@ -402,7 +402,7 @@ class StreamSource(FrameSource):
         self._handle.close()
 
 
-def _natural_key(p: Path):
+def natural_key(p: Path):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
 
 
@@ -495,7 +495,7 @@ class ImageFolderSource(FrameSource):
             except OSError as e:
                 raise SourceError(f"cannot read folder {self.path}: {e.strerror or e}") from None
             self.files = sorted((p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
-                                key=_natural_key)
+                                key=natural_key)
         if not self.files:
             raise SourceError(f"no images in folder: {self.path}")
         self.fps = fps
