@@ -22,7 +22,7 @@ from posecore.pipeline import PipelineConfig
 log = logging.getLogger("occlupose")
 
 # Optional subcommand modules, each with register(subparsers); absent ones are skipped.
-EXTRA_COMMANDS = ("app.bench", "app.model_bench", "app.soak")
+EXTRA_COMMANDS = ("app.bench", "app.model_bench", "app.soak", "app.mot_eval")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
