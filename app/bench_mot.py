@@ -118,18 +118,21 @@ def sequence_poses(seq: Sequence, pipeline: Pipeline, cfg: PipelineConfig, cache
 
 # ---------------------------------------------------------------------------------------- tracking
 
-def run_trackers(video: Path, poses: list[Poses], factories: dict[str, Callable[[], object]]
+def run_trackers(video: Path | None, poses: list[Poses], factories: dict[str, Callable[[], object]]
                  ) -> tuple[dict[str, list[FrameTracks]], dict[str, float]]:
     """Every tracker over the same poses, frame by frame with the decoded images, in one decoding pass:
-    per tracker its FrameTracks of every frame and its mean CPU ms per frame."""
+    per tracker its FrameTracks of every frame and its mean CPU ms per frame. ``video`` None: no images
+    (for trackers that do not look at them; a settings sweep then skips decoding)."""
     trackers = {name: make() for name, make in factories.items()}
     out: dict[str, list[FrameTracks]] = {name: [] for name in trackers}
     cpu = dict.fromkeys(trackers, 0.0)
     n = len(poses)
-    for frame in limited(str(video), n):
+    frames = limited(str(video), n) if video is not None else ((i, None) for i in range(n))
+    for frame in frames:
+        index, image = (frame.index, frame.image) if video is not None else frame
         for name, tr in trackers.items():
             c0 = time.thread_time()
-            out[name] += tr.update(poses[frame.index], frame.image, frame.index)
+            out[name] += tr.update(poses[index], image, index)
             cpu[name] += time.thread_time() - c0
     for name, tr in trackers.items():
         c0 = time.thread_time()
@@ -156,13 +159,14 @@ def occlupose_factory(config: TrackerConfig) -> Callable[[], object]:
 
 
 def score_sequence(seq: Sequence, poses: list[Poses], variants: dict[str, TrackerConfig],
-                   ultralytics: bool = True) -> dict:
-    """Scores of Ultralytics' trackers and of each occlupose variant (confirmed and all) on ``seq``."""
+                   ultralytics: bool = True, images: bool = True) -> dict:
+    """Scores of Ultralytics' trackers and of each occlupose variant (confirmed and all) on ``seq``;
+    ``images`` False: the trackers get no images (occlupose variants only)."""
     factories: dict[str, Callable[[], object]] = {}
     if ultralytics:
         factories.update({k: (lambda y=yaml: UltralyticsTracker(y)) for k, (yaml, _) in ULTRALYTICS.items()})
     factories.update({name: occlupose_factory(c) for name, c in variants.items()})
-    runs, cpu_ms = run_trackers(seq.video, poses, factories)
+    runs, cpu_ms = run_trackers(seq.video if images else None, poses, factories)
     rows: dict[str, dict] = {}
     for name, frames in runs.items():
         if name in ULTRALYTICS:
