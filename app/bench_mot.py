@@ -24,7 +24,8 @@ import numpy as np
 
 from posecore.errors import OccluposeError
 from posecore.pipeline import Pipeline, PipelineConfig, torch_threads
-from posecore.types import Poses
+from posecore.types import Poses, Track, TrackState
+from trackers.stitching import Stitcher, forget_after, stitch_settings
 from trackers.tracker import TrackerConfig
 
 from .bench_quality import FrameTracks, OccluposeTracker, UltralyticsTracker
@@ -154,8 +155,38 @@ def as_mot(frames: list[FrameTracks], measured_only: bool) -> MotBoxes:
     return MotBoxes(f, np.concatenate(ids), np.concatenate(boxes))
 
 
+class OccluposeMotTracker(OccluposeTracker):
+    """occlupose's tracker, fixed-lag smoother and stitcher, as ``occlupose process`` runs them; a frame's
+    ``measured`` tracks are those its files hold as confirmed (interpolated ones included), the others
+    are predicted (lost)."""
+
+    def __init__(self, config: TrackerConfig | None = None):
+        super().__init__(config)
+        c = self.tracker.config
+        self.stitcher: Stitcher[int] = Stitcher(stitch_settings(c), forget_after(c))
+
+    def update(self, poses: Poses, image: np.ndarray | None, frame_index: int) -> list[FrameTracks]:
+        tracks = self.tracker.update(poses, frame_index, keep_step=True)
+        return self._stitch(self.smoother.push((poses.num_joints, image), tracks, self.tracker.last_step))
+
+    def flush(self) -> list[FrameTracks]:
+        return self._stitch(self.smoother.flush()) + [_frame_tracks(t, k) for k, t in self.stitcher.flush()]
+
+    def _stitch(self, smoothed) -> list[FrameTracks]:
+        out = []
+        for (k, image), tracks in smoothed:
+            out += self.stitcher.push(k, tracks, image)
+        return [_frame_tracks(t, k) for k, t in out]
+
+
+def _frame_tracks(tracks: list[Track], num_joints: int) -> FrameTracks:
+    ft = FrameTracks.from_tracks(tracks, num_joints)
+    ft.measured = np.array([t.state == TrackState.CONFIRMED for t in tracks], bool)
+    return ft
+
+
 def occlupose_factory(config: TrackerConfig) -> Callable[[], object]:
-    return lambda: OccluposeTracker(config)
+    return lambda: OccluposeMotTracker(config)
 
 
 def score_sequence(seq: Sequence, poses: list[Poses], variants: dict[str, TrackerConfig],

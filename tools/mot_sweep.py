@@ -24,6 +24,7 @@ def main() -> None:
     ap.add_argument("seqs", nargs="+")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2")
     ap.add_argument("--kind", choices=["confirmed", "all"], default="confirmed")
+    ap.add_argument("--images", action="store_true", help="decode the frames too (appearance cues for stitching)")
     args = ap.parse_args()
     grid = {k: [_value(v) for v in vals.split(",")] for k, vals in (s.split("=", 1) for s in args.set)}
     seqs = [find_sequence(d) for d in args.seqs]
@@ -35,7 +36,7 @@ def main() -> None:
     rows = []
     for combo in combos:
         cfg = from_dict(TrackerConfig, {**to_dict(TrackerConfig()), **combo})
-        per = [score_sequence(s, poses[s.name], {"o": cfg}, ultralytics=False, images=False)[f"o:{args.kind}"]["scores"]
+        per = [score_sequence(s, poses[s.name], {"o": cfg}, ultralytics=False, images=args.images)[f"o:{args.kind}"]["scores"]
                for s in seqs]
         rows.append((combo, per))
     rows.sort(key=lambda r: -np.mean([p.idf1 for p in r[1]]))
@@ -47,6 +48,8 @@ def main() -> None:
 
 
 def _value(text: str):
+    if text in ("true", "false"):
+        return text == "true"
     for cast in (int, float):
         try:
             return cast(text)

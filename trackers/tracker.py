@@ -103,6 +103,21 @@ class TrackerConfig:
                                 help="batch runs: frames of look-ahead for smoothing the joints (trackers.smoother); "
                                      "results come out this many frames later; 0: the causal filter alone. "
                                      "Live display (the GUI) is always causal")
+    # Offline stitching and gap filling (batch runs; trackers.stitching). The GUI stays causal.
+    stitch_gap: int = option(30, ge=0, le=300,
+                             help="batch runs: link a track that ends to one born at most this many frames later "
+                                  "when they look like one person, and fill the gap; results come out this many "
+                                  "frames (+1) later; 0: off")
+    stitch_max_dist: float = option(1.0, ge=0.0, le=10.0,
+                                    help="stitching: largest distance of the new box from the old track's path, in sizes")
+    stitch_growth: float = option(0.05, ge=0.0, le=1.0, help="stitching: ... growing by this fraction per frame of gap")
+    stitch_max_scale: float = option(1.5, ge=1.0, le=10.0, help="stitching: largest ratio of the two box sizes")
+    stitch_max_shape: float = option(0.06, gt=0.0, le=1.0,
+                                     help="stitching: largest mean difference of limb lengths over their sum")
+    stitch_max_colour: float = option(0.5, gt=0.0, le=1.0,
+                                      help="stitching: largest Bhattacharyya distance of the torso colour histograms")
+    fill_gaps: bool = option(True, help="batch runs: interpolate boxes and joints (seen 0) in gaps closed within "
+                                        "stitch_gap frames, in place of predicted (lost) boxes")
     # Box filter.
     box_meas_std: float = option(0.05, gt=0.0, le=10.0, help="box centre and side measurement std")
     box_accel_std: float = option(0.01, gt=0.0, le=10.0, help="box process noise: velocity change per frame")
