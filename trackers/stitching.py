@@ -54,7 +54,7 @@ class StitchSettings:
     max_scale: float = 1.5
     max_shape: float = 0.06
     max_colour: float = 0.5
-    fill: bool = True
+    fill: int = 30  # longest gap filled, frames (0: none)
 
 
 @dataclass
@@ -137,7 +137,7 @@ def stitch_settings(config) -> StitchSettings:
     """The stitching settings of a :class:`trackers.tracker.TrackerConfig`."""
     c = config
     return StitchSettings(c.stitch_gap, c.stitch_max_dist, c.stitch_growth, c.stitch_max_scale, c.stitch_max_shape,
-                          c.stitch_max_colour, c.fill_gaps)
+                          c.stitch_max_colour, c.fill_gap)
 
 
 def forget_after(config) -> int:
@@ -269,7 +269,7 @@ class Stitcher(Generic[T]):
             self._tracklets[oid] = _Tracklet(tr, t, np.zeros(2), shape, colour)
             return
         gap = t - tl.last
-        if gap > 1 and self.settings.fill and gap - 1 <= self.settings.max_gap:
+        if 1 <= gap - 1 <= min(self.settings.fill, self.settings.max_gap):
             self._fill(oid, tl.track, tr, tl.last, t)
         v = (_centre(tr.box) - _centre(tl.track.box)) / gap
         velocity = v if gap > 1 or not tl.velocity.any() else (1 - _EMA) * tl.velocity + _EMA * v

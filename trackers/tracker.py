@@ -66,12 +66,12 @@ class TrackerConfig:
     low_score: float = option(0.1, ge=0.0, le=1.0,
                               help="poses below are ignored; between low and high they only extend tracks "
                                    "(and start them in the first min_hits frames)")
-    new_track_score: float = option(0.6, ge=0.0, le=1.0,
+    new_track_score: float = option(0.5, ge=0.0, le=1.0,
                                     help="after the first min_hits frames, a pose starts a track only from this score")
     # Association.
     iou_weight: float = option(0.5, ge=0.0, le=1.0,
                                help="similarity = w * IoU + (1 - w) * OKS (IoU alone where OKS is undefined)")
-    match_min_sim: float = option(0.2, gt=0.0, le=1.0, help="least similarity to match a high pose")
+    match_min_sim: float = option(0.3, gt=0.0, le=1.0, help="least similarity to match a high pose")
     low_match_min_sim: float = option(0.4, gt=0.0, le=1.0, help="least similarity to match a low pose")
     oks_min_joints: int = option(3, ge=1, le=1000, help="OKS needs this many joints known on both sides")
     reid_max_dist: float = option(1.0, ge=0.0, le=10.0,
@@ -81,7 +81,7 @@ class TrackerConfig:
                                      "(people change speed while hidden)")
     reid_max_scale: float = option(2.0, ge=1.0, le=10.0, help="second chance: largest ratio of the two box sizes")
     # Lifecycle.
-    min_hits: int = option(2, ge=1, le=1000, help="matches to confirm a track (at once in the first min_hits frames)")
+    min_hits: int = option(1, ge=1, le=1000, help="matches to confirm a track (at once in the first min_hits frames)")
     max_lost: int = option(30, ge=0, le=100000, help="frames a confirmed track is kept, predicted, without a match")
     report_lost: int = option(5, ge=0, le=100000, help="frames a lost track is still returned, predicted (0: never)")
     lost_score_decay: float = option(0.8, gt=0.0, le=1.0,
@@ -104,7 +104,7 @@ class TrackerConfig:
                                      "results come out this many frames later; 0: the causal filter alone. "
                                      "Live display (the GUI) is always causal")
     # Offline stitching and gap filling (batch runs; trackers.stitching). The GUI stays causal.
-    stitch_gap: int = option(30, ge=0, le=300,
+    stitch_gap: int = option(10, ge=0, le=300,
                              help="batch runs: link a track that ends to one born at most this many frames later "
                                   "when they look like one person, and fill the gap; results come out this many "
                                   "frames (+1) later; 0: off")
@@ -116,8 +116,9 @@ class TrackerConfig:
                                      help="stitching: largest mean difference of limb lengths over their sum")
     stitch_max_colour: float = option(0.5, gt=0.0, le=1.0,
                                       help="stitching: largest Bhattacharyya distance of the torso colour histograms")
-    fill_gaps: bool = option(True, help="batch runs: interpolate boxes and joints (seen 0) in gaps closed within "
-                                        "stitch_gap frames, in place of predicted (lost) boxes")
+    fill_gap: int = option(10, ge=0, le=300,
+                           help="batch runs: interpolate boxes and joints (seen 0) in gaps of at most this many frames "
+                                "(and stitch_gap) closed by a measurement, in place of predicted (lost) boxes; 0: off")
     # Box filter.
     box_meas_std: float = option(0.05, gt=0.0, le=10.0, help="box centre and side measurement std")
     box_accel_std: float = option(0.01, gt=0.0, le=10.0, help="box process noise: velocity change per frame")
