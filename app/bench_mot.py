@@ -25,6 +25,7 @@ import numpy as np
 from posecore.errors import OccluposeError
 from posecore.pipeline import Pipeline, PipelineConfig, torch_threads
 from posecore.types import Poses, Track, TrackState
+from trackers.camera_motion import CameraMotion
 from trackers.stitching import Stitcher, forget_after, stitch_settings
 from trackers.tracker import TrackerConfig
 
@@ -164,9 +165,10 @@ class OccluposeMotTracker(OccluposeTracker):
         super().__init__(config)
         c = self.tracker.config
         self.stitcher: Stitcher[int] = Stitcher(stitch_settings(c), forget_after(c))
+        self.camera = CameraMotion(c.camera_motion)
 
     def update(self, poses: Poses, image: np.ndarray | None, frame_index: int) -> list[FrameTracks]:
-        tracks = self.tracker.update(poses, frame_index, keep_step=True)
+        tracks = self.tracker.update(poses, frame_index, keep_step=True, warp=self.camera.warp(image))
         return self._stitch(self.smoother.push((poses.num_joints, image), tracks, self.tracker.last_step))
 
     def flush(self) -> list[FrameTracks]:

@@ -276,7 +276,7 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
     pipeline.reset()
     # The last frames written were smoothed with the frames after them only if the earlier run went on
     # past them; redo them, so that a resumed run gives exactly the results of one run straight through.
-    start = max(0, start - pipeline.smoother.lag)
+    start = max(0, start - pipeline.delay)
     write_text_atomic(paths["run"], json.dumps(settings, indent=2))
     try:
         paths["coco"].unlink(missing_ok=True)  # written only when the run completes
@@ -354,7 +354,7 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
             bar.update(1)
 
     def commit_held() -> None:
-        """The results the smoother still holds, written as if the frames ended here: nothing computed
+        """The results the smoother and the stitcher still hold, written as if the frames ended here: nothing computed
         is lost (a resume redoes them with the frames after)."""
         try:
             for result in pipeline.flush():

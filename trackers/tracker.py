@@ -33,7 +33,7 @@ the building of the returned records runs as NumPy operations over all tracks at
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -119,6 +119,9 @@ class TrackerConfig:
     fill_gap: int = option(10, ge=0, le=300,
                            help="batch runs: interpolate boxes and joints (seen 0) in gaps of at most this many frames "
                                 "(and stitch_gap) closed by a measurement, in place of predicted (lost) boxes; 0: off")
+    camera_motion: Literal["auto", "on", "off"] = option(
+        "auto", help="camera-motion compensation (trackers.camera_motion): the global motion between frames "
+                     "moves the track predictions; auto: measured while the camera is seen to move")
     # Box filter.
     box_meas_std: float = option(0.05, gt=0.0, le=10.0, help="box centre and side measurement std")
     box_accel_std: float = option(0.01, gt=0.0, le=10.0, help="box process noise: velocity change per frame")
@@ -242,9 +245,12 @@ class Tracker:
 
     # ------------------------------------------------------------------ main step
 
-    def update(self, poses: Poses, frame_index: int, keep_step: bool = False) -> list[Track]:
+    def update(self, poses: Poses, frame_index: int, keep_step: bool = False,
+               warp: np.ndarray | None = None) -> list[Track]:
         """Feed one frame's poses; return this frame's tracks, sorted by ID. ``keep_step``: also keep the
         joint filters' part of this update in ``last_step``, for a smoother (trackers.smoother).
+        ``warp`` float[2, 3]: the camera's motion since the previous frame (an affine map of pixels,
+        trackers.camera_motion), applied to every track's prediction before matching.
 
         Returned:
 
@@ -281,6 +287,8 @@ class Tracker:
         self._frame_count += 1
 
         self._predict(dt)
+        if warp is not None:
+            self._warp(np.asarray(warp, np.float64))
         if keep_step:
             prior = (self._ids.copy(), self._kp.cv.snapshot(), self._kp.last_damping.copy())
         pairs, free_dets = self._associate(det)
@@ -302,6 +310,25 @@ class Tracker:
         self._age += dt
         self._tsu += dt
         self._joint_tsu = np.minimum(self._joint_tsu + dt, _NEVER)
+
+    def _warp(self, m: np.ndarray) -> None:
+        """Move every track's predicted box, joints, velocities and anchor by the camera's affine map
+        ``m`` float[2, 3] (positions get all of it, velocities its linear part, sizes its scale)."""
+        if self.num_tracks == 0 or m.shape != (2, 3) or not np.isfinite(m).all():
+            return
+        a, t = m[:, :2], m[:, 2]
+        scale = float(np.sqrt(abs(np.linalg.det(a))))
+        box = self._box.cv
+        box.pos[:, 0] = box.pos[:, 0] @ a.T + t
+        box.vel[:, 0] = box.vel[:, 0] @ a.T
+        box.pos[:, 1] *= scale
+        box.vel[:, 1] *= scale
+        kp = self._kp.cv
+        if kp.num_parts:
+            kp.pos[:] = kp.pos @ a.T + t
+            kp.vel[:] = kp.vel @ a.T
+        self._anchor[:, :2] = self._anchor[:, :2] @ a.T + t
+        self._anchor[:, 2:] = self._anchor[:, 2:] @ a.T
 
     def _associate(self, det: _Frame) -> tuple[np.ndarray, np.ndarray]:
         """Match tracks to poses; returns (pairs int[P, 2] of (track row, pose index), bool[M] poses left free)."""
