@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from pathlib import Path
 
 import numpy as np
 
@@ -30,7 +31,7 @@ def main() -> None:
     seqs = [find_sequence(d) for d in args.seqs]
     poses = {}
     for s in seqs:
-        (path,) = sorted(__import__("pathlib").Path(args.cache).glob(f"{s.name}.*.npz"))
+        (path,) = sorted(Path(args.cache).glob(f"{s.name}.*.npz"))
         poses[s.name] = load_poses(path)[0][:s.frames]
     combos = [dict(zip(grid, vals)) for vals in itertools.product(*grid.values())] or [{}]
     rows = []
