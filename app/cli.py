@@ -23,7 +23,7 @@ from posecore.errors import ConfigError, OccluposeError
 log = logging.getLogger("occlupose")
 
 # Optional subcommand modules, each with register(subparsers); absent ones are skipped.
-EXTRA_COMMANDS = ("app.bench.command", "app.bench.models", "app.bench.soak")
+EXTRA_COMMANDS = ("app.bench.command", "app.bench.models", "app.bench.soak", "app.bench.mot_eval")
 
 PROCESS_DESCRIPTION = """\
 Track poses in one source, or in a batch: several sources, a folder holding videos or @list.txt

@@ -166,7 +166,7 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
     pipeline.reset()
     # The last frames written were smoothed with the frames after them only if the earlier run went on
     # past them; redo them, so that a resumed run gives exactly the results of one run straight through.
-    start = max(0, start - pipeline.smoother.lag)
+    start = max(0, start - pipeline.delay)
     write_text_atomic(paths["run"], json.dumps(settings, indent=2))
     sinks = _open_sinks(opts, source, pipeline.skeleton, paths, stem, start)
 

@@ -33,7 +33,7 @@ the building of the returned records runs as NumPy operations over all tracks at
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -66,12 +66,12 @@ class TrackerConfig:
     low_score: float = option(0.1, ge=0.0, le=1.0,
                               help="poses below are ignored; between low and high they only extend tracks "
                                    "(and start them in the first min_hits frames)")
-    new_track_score: float = option(0.6, ge=0.0, le=1.0,
+    new_track_score: float = option(0.5, ge=0.0, le=1.0,
                                     help="after the first min_hits frames, a pose starts a track only from this score")
     # Association.
     iou_weight: float = option(0.5, ge=0.0, le=1.0,
                                help="similarity = w * IoU + (1 - w) * OKS (IoU alone where OKS is undefined)")
-    match_min_sim: float = option(0.2, gt=0.0, le=1.0, help="least similarity to match a high pose")
+    match_min_sim: float = option(0.3, gt=0.0, le=1.0, help="least similarity to match a high pose")
     low_match_min_sim: float = option(0.4, gt=0.0, le=1.0, help="least similarity to match a low pose")
     oks_min_joints: int = option(3, ge=1, le=1000, help="OKS needs this many joints known on both sides")
     reid_max_dist: float = option(1.0, ge=0.0, le=10.0,
@@ -81,7 +81,7 @@ class TrackerConfig:
                                      "(people change speed while hidden)")
     reid_max_scale: float = option(2.0, ge=1.0, le=10.0, help="second chance: largest ratio of the two box sizes")
     # Lifecycle.
-    min_hits: int = option(2, ge=1, le=1000, help="matches to confirm a track (at once in the first min_hits frames)")
+    min_hits: int = option(1, ge=1, le=1000, help="matches to confirm a track (at once in the first min_hits frames)")
     max_lost: int = option(30, ge=0, le=100000, help="frames a confirmed track is kept, predicted, without a match")
     report_lost: int = option(5, ge=0, le=100000, help="frames a lost track is still returned, predicted (0: never)")
     lost_score_decay: float = option(0.8, gt=0.0, le=1.0,
@@ -103,6 +103,25 @@ class TrackerConfig:
                                 help="batch runs: frames of look-ahead for smoothing the joints (trackers.smoother); "
                                      "results come out this many frames later; 0: the causal filter alone. "
                                      "Live display (the GUI) is always causal")
+    # Offline stitching and gap filling (batch runs; trackers.stitching). The GUI stays causal.
+    stitch_gap: int = option(10, ge=0, le=300,
+                             help="batch runs: link a track that ends to one born at most this many frames later "
+                                  "when they look like one person, and fill the gap; results come out this many "
+                                  "frames (+1) later; 0: off")
+    stitch_max_dist: float = option(1.0, ge=0.0, le=10.0,
+                                    help="stitching: largest distance of the new box from the old track's path, in sizes")
+    stitch_growth: float = option(0.05, ge=0.0, le=1.0, help="stitching: ... growing by this fraction per frame of gap")
+    stitch_max_scale: float = option(1.5, ge=1.0, le=10.0, help="stitching: largest ratio of the two box sizes")
+    stitch_max_shape: float = option(0.06, gt=0.0, le=1.0,
+                                     help="stitching: largest mean difference of limb lengths over their sum")
+    stitch_max_colour: float = option(0.5, gt=0.0, le=1.0,
+                                      help="stitching: largest Bhattacharyya distance of the torso colour histograms")
+    fill_gap: int = option(10, ge=0, le=300,
+                           help="batch runs: interpolate boxes and joints (seen 0) in gaps of at most this many frames "
+                                "(and stitch_gap) closed by a measurement, in place of predicted (lost) boxes; 0: off")
+    camera_motion: Literal["auto", "on", "off"] = option(
+        "auto", help="camera-motion compensation (trackers.camera_motion): the global motion between frames "
+                     "moves the track predictions; auto: measured while the camera is seen to move")
     # Box filter.
     box_meas_std: float = option(0.05, gt=0.0, le=10.0, help="box centre and side measurement std")
     box_accel_std: float = option(0.01, gt=0.0, le=10.0, help="box process noise: velocity change per frame")
@@ -226,9 +245,12 @@ class Tracker:
 
     # ------------------------------------------------------------------ main step
 
-    def update(self, poses: Poses, frame_index: int, keep_step: bool = False) -> list[Track]:
+    def update(self, poses: Poses, frame_index: int, keep_step: bool = False,
+               warp: np.ndarray | None = None) -> list[Track]:
         """Feed one frame's poses; return this frame's tracks, sorted by ID. ``keep_step``: also keep the
         joint filters' part of this update in ``last_step``, for a smoother (trackers.smoother).
+        ``warp`` float[2, 3]: the camera's motion since the previous frame (an affine map of pixels,
+        trackers.camera_motion), applied to every track's prediction before matching.
 
         Returned:
 
@@ -265,6 +287,8 @@ class Tracker:
         self._frame_count += 1
 
         self._predict(dt)
+        if warp is not None:
+            self._warp(np.asarray(warp, np.float64))
         if keep_step:
             prior = (self._ids.copy(), self._kp.cv.snapshot(), self._kp.last_damping.copy())
         pairs, free_dets = self._associate(det)
@@ -286,6 +310,25 @@ class Tracker:
         self._age += dt
         self._tsu += dt
         self._joint_tsu = np.minimum(self._joint_tsu + dt, _NEVER)
+
+    def _warp(self, m: np.ndarray) -> None:
+        """Move every track's predicted box, joints, velocities and anchor by the camera's affine map
+        ``m`` float[2, 3] (positions get all of it, velocities its linear part, sizes its scale)."""
+        if self.num_tracks == 0 or m.shape != (2, 3) or not np.isfinite(m).all():
+            return
+        a, t = m[:, :2], m[:, 2]
+        scale = float(np.sqrt(abs(np.linalg.det(a))))
+        box = self._box.cv
+        box.pos[:, 0] = box.pos[:, 0] @ a.T + t
+        box.vel[:, 0] = box.vel[:, 0] @ a.T
+        box.pos[:, 1] *= scale
+        box.vel[:, 1] *= scale
+        kp = self._kp.cv
+        if kp.num_parts:
+            kp.pos[:] = kp.pos @ a.T + t
+            kp.vel[:] = kp.vel @ a.T
+        self._anchor[:, :2] = self._anchor[:, :2] @ a.T + t
+        self._anchor[:, 2:] = self._anchor[:, 2:] @ a.T
 
     def _associate(self, det: _Frame) -> tuple[np.ndarray, np.ndarray]:
         """Match tracks to poses; returns (pairs int[P, 2] of (track row, pose index), bool[M] poses left free)."""

@@ -5,5 +5,7 @@ quality without ground truth in ``metrics`` (ID switches, jitter), ``events`` (o
 ``occluders`` (drawing them), ``tracker_adapters`` (the trackers compared) and ``replay`` (the pass
 that runs them), ``stills`` (keypoint AP on still images), ``chart``, ``targets`` (checked against
 ``configs/bench.yaml``), ``report`` (the printed table), ``models`` (pose model speed and size) and
-``soak`` (a long batch run over a synthetic scene, watching memory).
+``soak`` (a long batch run over a synthetic scene, watching memory); identity against ground truth:
+``mot_eval`` (scoring MOT-format results with TrackEval, ``occlupose eval-track``) and ``mot`` (the trackers
+on MOT sequences, ``occlupose bench --mot``).
 """

@@ -51,7 +51,10 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("bench", help="benchmark occlupose against Ultralytics YOLO.track (speed and quality)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video file(s) to measure on")
+    p.add_argument("videos", nargs="*", metavar="VIDEO", help="video file(s) to measure on")
+    p.add_argument("--mot", nargs="+", metavar="SEQ",
+                   help="also score identity against ground truth on these MOT sequence folders "
+                        "(SEQ/SEQ.mp4 + SEQ/gt/gt.txt; see app/bench/mot.py)")
     p.add_argument("--short", action="store_true",
                    help="a quick check (CI): 10 frames, turns of 3, one occlusion of 2 frames per kind")
     p.add_argument("--frames", type=positive_int, help="use at most this many frames of each video")
@@ -79,8 +82,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from app.cli import pipeline_config
 
     cfg = pipeline_config(args)
-    report = run_bench(args, cfg)
-    print(format_report(report))
+    if not args.videos and not args.mot:
+        raise OccluposeError("bench: give at least one VIDEO or --mot SEQ")
+    if args.mot:  # ground-truth identity scores (app.bench.mot)
+        from .mot import format_mot_report, run_mot_bench
+
+        out = Path(args.output)
+        mot = run_mot_bench(args.mot, Pipeline.from_config(cfg), cfg, out, args.quiet)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(mot, out / f"{args.name}.mot.json")
+        print(format_mot_report(mot))
+        print(f"report: {out / f'{args.name}.mot.json'}")
+    if args.videos:
+        report = run_bench(args, cfg)
+        print(format_report(report))
     return 0
 
 

@@ -10,8 +10,10 @@ few cores inference keeps every core busy while results still come out in frame 
 estimation, refinement and tracking run in the consuming thread, one frame at a time, in order.
 
 ``stream`` smooths the joints with ``tracker.smoothing_lag`` frames of look-ahead
-(:class:`trackers.smoother.FixedLagSmoother`), so its results come out that many frames late and the
-last ones when the frames run out; :meth:`Pipeline.track`, for live display, is causal.
+(:class:`trackers.smoother.FixedLagSmoother`), then stitches identities and fills gaps over
+``tracker.stitch_gap + 1`` frames (:class:`trackers.stitching.Stitcher`), so its results come out
+:attr:`Pipeline.delay` frames late and the last ones when the frames run out; :meth:`Pipeline.track`,
+for live display, is causal.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from posecore.estimators.yolo import YoloPoseEstimator
 from posecore.io.sources import Frame
 from posecore.io.threads import Prefetcher
 from posecore.types import Detections, FrameResult, Poses, Track
+from trackers.camera_motion import CameraMotion
 from trackers.smoother import FixedLagSmoother
+from trackers.stitching import StitchSettings, Stitcher, forget_after, stitch_settings
 from trackers.tracker import Tracker, TrackerConfig
 
 if TYPE_CHECKING:
@@ -174,6 +178,12 @@ class Pipeline:
             smoothing_lag = tracker.config.smoothing_lag
         # Unrelated photos have nothing to smooth across.
         self.smoother: FixedLagSmoother[FrameResult] = FixedLagSmoother(0 if stills else smoothing_lag)
+        # Offline stitching and gap filling after the smoother (trackers.stitching); batch runs only.
+        tcfg = tracker.config
+        self.stitcher: Stitcher[FrameResult] = Stitcher(
+            StitchSettings(max_gap=0) if stills else stitch_settings(tcfg), forget_after(tcfg))
+        # Camera-motion compensation of the track predictions (trackers.camera_motion).
+        self.camera = CameraMotion("off" if stills else tcfg.camera_motion)
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig | dict) -> "Pipeline":
@@ -195,6 +205,14 @@ class Pipeline:
         """Forget all tracks, as before a new video."""
         self.tracker.reset()
         self.smoother.reset()
+        self.stitcher.reset()
+        self.camera.reset()
+
+    @property
+    def delay(self) -> int:
+        """Frames :meth:`stream` holds results back (smoothing, then stitching): the last ones written
+        before an interruption are redone on resume."""
+        return self.smoother.lag + self.stitcher.window
 
     @property
     def skeleton(self) -> str:
@@ -236,9 +254,11 @@ class Pipeline:
     def _track(self, frame: Frame, poses: Poses, timings: dict[str, float], stills: bool | None,
                keep_step: bool) -> FrameResult:
         t0, c0 = time.perf_counter(), time.thread_time()
-        if self.stills if stills is None else stills:
+        photo = self.stills if stills is None else stills
+        if photo:
             self.tracker.reset()  # a new photo: nobody carries over, everyone is reported as detected
-        tracks = self.tracker.update(poses, frame.index, keep_step=keep_step)
+        warp = None if photo else self.camera.warp(frame.image)
+        tracks = self.tracker.update(poses, frame.index, keep_step=keep_step, warp=warp)
         timings["track"] = time.perf_counter() - t0
         # CPU time of this thread: with other threads busy, the wall time above also counts the waits
         # for a core or for the GIL, while the others work.
@@ -253,13 +273,20 @@ class Pipeline:
         result = self._track(frame, poses, timings, None, keep_step=smoothing)
         t0, c0 = time.perf_counter(), time.thread_time()
         done = self.smoother.push(result, result.tracks, self.tracker.last_step if smoothing else None)
-        timings["track"] += time.perf_counter() - t0  # smoothing counts as tracking
+        done = self._stitch(_with_tracks(done))
+        timings["track"] += time.perf_counter() - t0  # smoothing and stitching count as tracking
         timings["track_cpu"] += time.thread_time() - c0
+        return done
+
+    def _stitch(self, results: list[FrameResult]) -> list[FrameResult]:
+        done = []
+        for r in results:
+            done += self.stitcher.push(r, r.tracks, r.image)
         return _with_tracks(done)
 
     def flush(self) -> list[FrameResult]:
-        """The results still held for smoothing, final now (the end of a video)."""
-        return _with_tracks(self.smoother.flush())
+        """The results still held for smoothing and stitching, final now (the end of a video)."""
+        return self._stitch(_with_tracks(self.smoother.flush())) + _with_tracks(self.stitcher.flush())
 
     def process(self, frame: Frame) -> FrameResult:
         """Detect, estimate and track one frame, causally (no smoothing window), as live display does."""

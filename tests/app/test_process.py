@@ -56,13 +56,13 @@ def test_all_outputs_written_and_parse_back(full_run):
 def test_resume_gives_identical_results(tmp_path, demo_clip, pipeline, full_run):
     full_out, _ = full_run
     out = tmp_path / "resumed"
-    run_process(ProcessOptions(str(demo_clip), out, max_frames=10, progress=False), pipeline)
+    run_process(ProcessOptions(str(demo_clip), out, max_frames=18, progress=False), pipeline)
     # simulate a kill mid-write: a torn last line in the JSONL, and no COCO file
     with open(out / "hug.jsonl", "a") as f:
-        f.write('{"v":1,"frame":10,"tracks":[{"id"')
+        f.write('{"v":1,"frame":18,"tracks":[{"id"')
     s = run_process(ProcessOptions(str(demo_clip), out, max_frames=FRAMES, resume=True, progress=False), pipeline)
-    # The frame before the break is redone: it was smoothed as the last frame of the earlier run.
-    assert s.resumed_from == 10 - pipeline.smoother.lag and s.frames == FRAMES
+    # The frames before the break are redone: they were smoothed and stitched as the last frames of the earlier run.
+    assert s.resumed_from == 18 - pipeline.delay > 0 and s.frames == FRAMES
     assert list(read_jsonl(out / "hug.jsonl")) == list(read_jsonl(full_out / "hug.jsonl"))
     assert (out / "hug.csv").read_text() == (full_out / "hug.csv").read_text()
     assert json.loads((out / "hug.coco.json").read_text()) == json.loads((full_out / "hug.coco.json").read_text())

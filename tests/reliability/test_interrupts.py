@@ -80,7 +80,8 @@ def test_sigterm_leaves_valid_outputs_and_resume_is_identical(real_clip, real_re
     clip, reference = real_clip, real_reference
     out = tmp_path / "term"
     stem = clip.stem
-    r = _run_until(real_command(clip, out), out / f"{stem}.jsonl", 6, signal.SIGTERM)
+    # Past the frames held back for smoothing and stitching, so that the resume has frames to keep.
+    r = _run_until(real_command(clip, out), out / f"{stem}.jsonl", 20, signal.SIGTERM)
     assert r.returncode == 130, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("occlupose: interrupted:") and "--resume" in lines[0], r.stderr
@@ -88,8 +89,9 @@ def test_sigterm_leaves_valid_outputs_and_resume_is_identical(real_clip, real_re
     assert f"after {n} frames" in lines[0]
     r = subprocess.run(real_command(clip, out, "--resume"), capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    # The last frames written are redone: they were smoothed without the frames after them.
-    assert f"resumed at frame {n - TrackerConfig().smoothing_lag}" in r.stdout
+    # The last frames written are redone: they were smoothed and stitched without the frames after them.
+    c = TrackerConfig()
+    assert f"resumed at frame {n - c.smoothing_lag - c.stitch_gap - 1}" in r.stdout
     assert_same_results(out, reference, stem)
 
 

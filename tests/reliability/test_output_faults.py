@@ -24,7 +24,6 @@ from posecore.io import result_writers
 from posecore.io.result_writers import read_jsonl
 from posecore.io.sources import open_source
 from posecore.io.video_writer import VideoWriter
-from trackers import TrackerConfig
 
 from tests.reliability.conftest import ROOT, assert_one_line_error, assert_same_results, real_command
 from tests.reliability.media import FullDisk, scripted_pipeline, write_video
@@ -141,7 +140,8 @@ def test_real_file_size_limit_in_every_writer(real_clip, real_reference, tmp_pat
 
 def _swap_folder_for_file(out: Path, moved: Path):
     def hook(i: int) -> None:
-        if i == 10 and out.is_dir():
+        # Late enough that the first results (Pipeline.delay frames behind) have opened every file.
+        if i == 20 and out.is_dir():
             out.rename(moved)
             out.write_text("in the way")
     return hook
@@ -199,19 +199,19 @@ def test_no_room_for_the_run_file(cli_main, clip, tmp_path, monkeypatch):
 def test_resume_with_a_damaged_run_file(cli_main, clip, tmp_path, monkeypatch):
     monkeypatch.setattr(Pipeline, "from_config", classmethod(lambda cls, cfg: scripted_pipeline()))
     out = tmp_path / "o"
-    assert cli_main("process", clip, "-o", out, "-q", "--max-frames", "5").returncode == 0
+    assert cli_main("process", clip, "-o", out, "-q", "--max-frames", "20").returncode == 0
     (out / "walk.run.json").write_text('{"version": 1, "sour')
     assert_one_line_error(cli_main("process", clip, "-o", out, "-q", "--resume"), "cannot resume", "damaged")
     (out / "walk.run.json").write_text("[1, 2]")
     assert_one_line_error(cli_main("process", clip, "-o", out, "-q", "--resume"), "cannot resume", "damaged")
     # a JSONL damaged in the middle: resume keeps the whole records before the damage and redoes the rest
     (out / "walk.run.json").unlink()
-    assert cli_main("process", clip, "-o", out, "-q", "--max-frames", "5").returncode == 0
+    assert cli_main("process", clip, "-o", out, "-q", "--max-frames", "20").returncode == 0
     lines = (out / "walk.jsonl").read_bytes().splitlines(keepends=True)
-    (out / "walk.jsonl").write_bytes(b"".join(lines[:2]) + b"{garbage\n" + b"".join(lines[3:]))
-    r = cli_main("process", clip, "-o", out, "-q", "--resume", "--max-frames", "5")
-    assert r.returncode == 0 and f"resumed at frame {2 - TrackerConfig().smoothing_lag}" in r.stdout, r.stderr
-    assert [rec["frame"] for rec in read_jsonl(out / "walk.jsonl")] == [0, 1, 2, 3, 4]
+    (out / "walk.jsonl").write_bytes(b"".join(lines[:16]) + b"{garbage\n" + b"".join(lines[17:]))
+    r = cli_main("process", clip, "-o", out, "-q", "--resume", "--max-frames", "20")
+    assert r.returncode == 0 and f"resumed at frame {16 - scripted_pipeline().delay}" in r.stdout, r.stderr
+    assert [rec["frame"] for rec in read_jsonl(out / "walk.jsonl")] == list(range(20))
     assert json.loads((out / "walk.coco.json").read_text())
 
 
@@ -220,14 +220,14 @@ def test_resume_refuses_a_changed_source_and_stops_at_a_bad_record(cli_main, cli
     src = tmp_path / "walk.mp4"
     src.write_bytes(clip.read_bytes())
     out = tmp_path / "o"
-    assert cli_main("process", src, "-o", out, "-q", "--max-frames", "6").returncode == 0
+    assert cli_main("process", src, "-o", out, "-q", "--max-frames", "20").returncode == 0
     # a record whose poses do not read back (edited by hand): resume redoes it and what follows
     lines = (out / "walk.jsonl").read_bytes().splitlines(keepends=True)
-    rec = json.loads(lines[4])
+    rec = json.loads(lines[16])
     rec["poses"]["keypoints"] = [[[1.0, 2.0]]]
-    (out / "walk.jsonl").write_bytes(b"".join(lines[:4]) + json.dumps(rec).encode() + b"\n" + b"".join(lines[5:]))
-    r = cli_main("process", src, "-o", out, "-q", "--max-frames", "6", "--resume")
-    assert r.returncode == 0 and f"resumed at frame {4 - TrackerConfig().smoothing_lag}" in r.stdout, r.stderr
+    (out / "walk.jsonl").write_bytes(b"".join(lines[:16]) + json.dumps(rec).encode() + b"\n" + b"".join(lines[17:]))
+    r = cli_main("process", src, "-o", out, "-q", "--max-frames", "20", "--resume")
+    assert r.returncode == 0 and f"resumed at frame {16 - scripted_pipeline().delay}" in r.stdout, r.stderr
     # the video replaced by another one of the same name
     write_video(src, n=N + 5, size=(96, 64))
     assert_one_line_error(cli_main("process", src, "-o", out, "-q", "--resume"), "cannot resume", "has changed")
