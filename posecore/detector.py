@@ -154,6 +154,16 @@ class Detector:
                 kpts = ops.scale_coords(im.shape[2:], det[:, 6:].view(det.shape[0], *shape), frame.shape)
             return _pack(boxes, det[:, 4], kpts)
 
+    def letterbox(self, frame: np.ndarray) -> torch.Tensor:
+        """The network input float[1, 3, h, w] in 0..1 that ``detect`` makes of a BGR frame."""
+        with torch.inference_mode():
+            return self._setup().preprocess([frame])
+
+    @property
+    def network(self) -> torch.nn.Module:
+        """The fused network ``detect`` runs (in PyTorch)."""
+        return self._setup().model.model
+
     # ------------------------------------------------------------------ internals
 
     def _setup(self):

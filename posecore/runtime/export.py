@@ -91,8 +91,12 @@ def head_float_scope(model):
 def quantize(model, inputs: Iterable[np.ndarray], count: int):
     """int8 ``openvino.Model`` from an fp32 one by NNCF post-training quantization on ``inputs``
     (letterboxed float32[1, 3, H, W] in 0..1, as the detector feeds the network)."""
-    import nncf
+    import logging
 
+    import nncf
+    from nncf.common.logging import nncf_logger
+
+    nncf_logger.setLevel(logging.WARNING)  # one INFO line per operation otherwise
     data = nncf.Dataset(list(inputs))
     return nncf.quantize(model, data, preset=nncf.QuantizationPreset.MIXED, subset_size=count,
                          ignored_scope=head_float_scope(model))

@@ -54,3 +54,19 @@ def load_openvino(weights: Path, net: torch.nn.Module, example: torch.Tensor, pr
     except Exception as e:  # any failure of conversion or loading means: keep running, on PyTorch
         _say(f"OpenVINO conversion failed ({_first_line(e)}); running PyTorch")
         return None
+
+
+def export_model(detector, precision: str, calibration: list | None = None, neck: bool = False,
+                 sources: list[str] | None = None) -> cache.Entry:
+    """Convert ``detector``'s network for ``precision`` ('fp32' or 'int8', the latter quantized on the
+    BGR frames ``calibration``) into the cache, replacing an entry there; returns the entry."""
+    import numpy as np
+
+    from .calibration import calibration_inputs
+    from .export import build, cache_key
+
+    example = detector.letterbox(calibration[0] if calibration else np.zeros((480, 640, 3), np.uint8))
+    key = cache_key(detector.weights, precision, neck)
+    inputs = calibration_inputs(calibration, detector.letterbox) if precision == "int8" else None
+    extra = {"calibration_frames": len(inputs), "calibration_sources": sources or []} if inputs else {}
+    return build(detector.network, example, key, neck, inputs, extra)
