@@ -276,6 +276,9 @@ class Pipeline:
         (seconds the consuming thread waited for the frame and its detections).
         """
         workers, threads = self.concurrency
+        configure = getattr(self.detector, "set_concurrency", None)  # OpenVINO: streams and their threads
+        if configure is not None:
+            configure(workers, threads or 1)
         with Prefetcher(_timed(frames), depth=self.prefetch) as ahead, torch_threads(threads):
             if workers <= 1:
                 yield from self._serial(ahead)
