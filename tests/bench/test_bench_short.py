@@ -32,7 +32,7 @@ def test_short_bench_writes_a_consistent_report(short_run):
     assert set(tp) == {"bytetrack", "botsort", "occlupose", "bytetrack_openvino", "botsort_openvino",
                        "occlupose_torch"}  # Ultralytics on its OpenVINO export; --runtimes torch
     assert video["ratio"]["best_openvino"] == pytest.approx(
-        tp["occlupose"]["fps"] / max(tp["bytetrack_openvino"]["fps"], tp["botsort_openvino"]["fps"]), rel=1e-3)
+        tp["occlupose"]["fps"] / max(tp["bytetrack_openvino"]["fps"], tp["botsort_openvino"]["fps"]), rel=1e-2)
     assert tp["occlupose"]["label"] == "occlupose (openvino fp32)" and tp["occlupose_torch"]["label"] == "occlupose (torch)"
     for run in tp.values():
         assert run["frames"] == 7  # the first frame is the untimed warm-up
