@@ -129,3 +129,24 @@ def test_missing_int8_model_runs_fp32_and_says_how_to_make_it(converted, frames,
     _assert_close(det.detect(frames[0]), torch_detections[0])
     err = capfd.readouterr().err
     assert "occlupose export --precision int8" in err and det.runtime == "openvino"
+
+
+def test_neck_maps_for_the_refiner_match_pytorch(frames, torch_detections):
+    """With a feature tap attached (``pose.refine: on``) the IR also outputs P3-P5, as the torch graph does."""
+    import torch
+
+    from posecore.yolo_features import YoloFeatureTap
+
+    maps = {}
+    for runtime in ("torch", "openvino"):
+        det = Detector(imgsz=IMGSZ, device="cpu", runtime=runtime)
+        tap = YoloFeatureTap(det.model)
+        det.attach_feature_tap(tap)
+        _assert_close(det.detect(frames[0]), torch_detections[0])
+        maps[runtime] = tap.take()
+        assert det.runtime == runtime
+    ref, ours = maps["torch"], maps["openvino"]
+    assert ours.input_hw == ref.input_hw and ours.channels == ref.channels == (64, 128, 256)
+    for a, b in zip(ours.maps, ref.maps):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)
