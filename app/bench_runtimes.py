@@ -9,6 +9,7 @@ of the weights inside occlupose's cache folder (keyed like occlupose's own IR), 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import shutil
 from dataclasses import replace
@@ -28,7 +29,8 @@ def ultralytics_openvino_export(weights: Path, imgsz: int) -> Path:
     import ultralytics
 
     weights = Path(weights)
-    key = f"{cache.file_sha256(weights)[:12]}-{imgsz}-ultralytics-{ultralytics.__version__}-ov-{ov.get_version()}"
+    versions = f"ultralytics-{ultralytics.__version__}-openvino-{ov.get_version()}"
+    key = f"{cache.file_sha256(weights)[:12]}-{imgsz}-{hashlib.sha256(versions.encode()).hexdigest()[:12]}"
     folder = cache.cache_root() / "ultralytics" / key
     exported = folder / f"{weights.stem}_openvino_model"
     if (exported / f"{weights.stem}.xml").is_file() and (exported / f"{weights.stem}.bin").is_file():
