@@ -41,7 +41,9 @@ def ultralytics_openvino_export(weights: Path, imgsz: int) -> Path:
     shutil.copyfile(weights, copy)
     from posecore.detector import load_yolo
 
-    with contextlib.redirect_stdout(io.StringIO()):
+    from posecore.runtime.export import no_telemetry
+
+    with contextlib.redirect_stdout(io.StringIO()), no_telemetry():
         out = load_yolo(copy).export(format="openvino", imgsz=imgsz, device="cpu", verbose=False)
     copy.unlink(missing_ok=True)
     return Path(out)

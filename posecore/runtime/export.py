@@ -9,7 +9,9 @@ traced module, the way Ultralytics' own exporter does it; int8 is ``nncf.quantiz
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import time
 import warnings
 from collections.abc import Iterable
@@ -44,6 +46,21 @@ class _Outputs(torch.nn.Module):
         return (y, *self._maps) if self.neck else y
 
 
+@contextlib.contextmanager
+def no_telemetry():
+    """OpenVINO's converter sends usage telemetry unless the user opted out or it runs in CI; occlupose
+    converts offline and sends nothing, so the conversion runs as in CI (its documented off switch)."""
+    before = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = before
+
+
 def converter_version() -> str:
     import ultralytics
 
@@ -66,7 +83,7 @@ def convert(net: torch.nn.Module, example: torch.Tensor, neck: bool = False):
     net = copy.deepcopy(net).float().eval()
     net.model[-1].dynamic = True  # anchors from the traced input shape, not baked-in constants
     module = _Outputs(net, neck)
-    with warnings.catch_warnings(), torch.inference_mode():
+    with warnings.catch_warnings(), torch.inference_mode(), no_telemetry():
         warnings.simplefilter("ignore")  # tracer warnings about Python values taken as constants: intended
         traced = torch.jit.trace(module, example.float(), strict=False, check_trace=False)
         return ov.convert_model(traced, input=[ov.PartialShape([1, 3, -1, -1])], example_input=example.float())
