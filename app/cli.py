@@ -23,7 +23,7 @@ from posecore.errors import ConfigError, OccluposeError
 log = logging.getLogger("occlupose")
 
 # Optional subcommand modules, each with register(subparsers); absent ones are skipped.
-EXTRA_COMMANDS = ("app.bench.command", "app.bench.models", "app.bench.soak", "app.bench.mot_eval")
+EXTRA_COMMANDS = ("app.bench.command", "app.bench.models", "app.bench.soak", "app.bench.mot_eval", "app.export")
 
 PROCESS_DESCRIPTION = """\
 Track poses in one source, or in a batch: several sources, a folder holding videos or @list.txt
@@ -96,6 +96,10 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pose", choices=["yolo", "dag"], help="pose backend (default yolo)")
     p.add_argument("--weights", help="pose checkpoint for --pose dag")
     p.add_argument("--det-weights", help="YOLO detector weights (.pt); default: the bundled yolo11n-pose")
+    p.add_argument("--runtime", choices=["auto", "torch", "openvino"],
+                   help="where the detector runs (default auto: OpenVINO on CPU when it works)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"],
+                   help="OpenVINO precision (default fp32; int8 after `occlupose export --precision int8`)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any setting, e.g. --set tracker.max_lost=60 (repeatable)")
 
@@ -113,7 +117,8 @@ def pipeline_settings(args: argparse.Namespace) -> dict:
         if "=" not in item or not key or "" in key.split("."):
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted setting name, e.g. tracker.max_lost=60")
     for flag, key in (("device", "detector.device"), ("imgsz", "detector.imgsz"), ("conf", "detector.conf"),
-                      ("pose", "pose.backend"), ("weights", "pose.weights"), ("det_weights", "detector.weights")):
+                      ("pose", "pose.backend"), ("weights", "pose.weights"), ("det_weights", "detector.weights"),
+                      ("runtime", "detector.runtime"), ("precision", "detector.precision")):
         value = getattr(args, flag, None)
         if value is not None:
             _set(data, key, value)

@@ -6,6 +6,11 @@ same fused network, and its NMS and rescaling. That skips the per-call work of `
 checks, a source loader, ``Results`` objects), and on CPU the network runs as a frozen TorchScript graph
 (traced once per input shape; same numbers, less Python between layers). ``detect`` may be called from
 several threads at once, so a pipeline can keep more than one frame in flight.
+
+With ``runtime="openvino"`` (or ``auto`` on CPU, the config's default) the network runs as OpenVINO IR
+converted once from the same weights and cached (:mod:`posecore.runtime`); letterboxing, NMS and rescaling
+stay Ultralytics' own. The class itself defaults to PyTorch, the reference the other runtimes are checked
+against.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import torch
 
 from .config import from_dict, option
 from .device import resolve_device
-from .errors import WeightsError
+from .errors import ConfigError, WeightsError
+from .runtime import Precision, Runtime, resolve_runtime
 from .types import Detections
 from .ultralytics_env import import_ultralytics
 
@@ -50,6 +56,9 @@ class DetectorConfig:
     max_det: int = option(100, ge=1, le=1000)
     device: str = option("auto", help="auto, cpu, cuda, cuda:N or mps")
     half: bool = option(True, help="fp16 inference on CUDA (ignored elsewhere)")
+    runtime: Runtime = option("auto", help="auto (OpenVINO on CPU when it works, else PyTorch), torch or openvino")
+    precision: Precision = option("fp32", help="OpenVINO: fp32, bf16 (where the CPU has it) or int8 (made by "
+                                               "`occlupose export --precision int8`)")
 
 
 class _HeadOutput(torch.nn.Module):
@@ -73,7 +82,8 @@ class Detector:
     thread_safe = True
 
     def __init__(self, weights: str | Path | None = None, imgsz: int = 640, conf: float = 0.1, iou: float = 0.7,
-                 max_det: int = 100, device: str = "auto", half: bool = True, frozen: bool = True):
+                 max_det: int = 100, device: str = "auto", half: bool = True, frozen: bool = True,
+                 runtime: str = "torch", precision: str = "fp32"):
         self.weights = Path(weights) if weights else bundled_weights()
         self.imgsz = int(imgsz)
         self.conf = float(conf)
@@ -91,6 +101,12 @@ class Detector:
         self._graphs: dict[tuple[int, ...], torch.jit.ScriptModule] = {}
         self._lock = threading.Lock()
         self._tap = None  # a YoloFeatureTap once capture_features() was called
+        self.runtime = resolve_runtime(runtime, self.device.type)
+        if precision not in ("fp32", "bf16", "int8"):
+            raise ConfigError(f"precision: expected fp32, bf16 or int8, got {precision!r}")
+        self.precision = precision if self.runtime == "openvino" else "fp32"
+        self._ov = None  # the OpenVinoNet, made at the first detection
+        self._ov_concurrency = (1, max(1, torch.get_num_threads()))
 
     def capture_features(self) -> None:
         """From now on, each :meth:`detect` also returns that pass's neck maps (``Detections.features``,
@@ -101,6 +117,7 @@ class Detector:
             if self._tap is None:
                 self._tap = YoloFeatureTap(self.model)
                 self._graphs.clear()
+                self._ov = None  # an IR without the neck outputs: the one with them is loaded instead
 
     @property
     def captures_features(self) -> bool:
@@ -117,7 +134,8 @@ class Detector:
     def from_config(cls, cfg: DetectorConfig | dict) -> "Detector":
         if isinstance(cfg, dict):
             cfg = from_dict(DetectorConfig, cfg, "detector")
-        return cls(cfg.weights, cfg.imgsz, cfg.conf, cfg.iou, cfg.max_det, cfg.device, cfg.half)
+        return cls(cfg.weights, cfg.imgsz, cfg.conf, cfg.iou, cfg.max_det, cfg.device, cfg.half,
+                   runtime=cfg.runtime, precision=cfg.precision)
 
     @property
     def has_pose_head(self) -> bool:
@@ -155,6 +173,16 @@ class Detector:
             out.features = self._tap.take()
         return out
 
+    def letterbox(self, frame: np.ndarray) -> torch.Tensor:
+        """The network input float[1, 3, h, w] in 0..1 that ``detect`` makes of a BGR frame."""
+        with torch.inference_mode():
+            return self._setup().preprocess([frame])
+
+    @property
+    def network(self) -> torch.nn.Module:
+        """The fused network ``detect`` runs (in PyTorch)."""
+        return self._setup().model.model
+
     # ------------------------------------------------------------------ internals
 
     def _setup(self):
@@ -168,7 +196,33 @@ class Detector:
                     self._predictor = self.model.predictor
         return self._predictor
 
+    def set_concurrency(self, workers: int, threads: int) -> None:
+        """``workers`` threads will detect at once with ``threads`` cores each (OpenVINO: streams and threads)."""
+        with self._lock:
+            self._ov_concurrency = (max(1, workers), max(1, threads))
+            if self._ov is not None:
+                self._ov.configure(*self._ov_concurrency)
+
+    def _openvino(self, p, im: torch.Tensor):
+        """The OpenVinoNet (converted and cached on first use); None when conversion failed (then PyTorch)."""
+        if self._ov is None and self.runtime == "openvino":
+            with self._lock:
+                if self._ov is None and self.runtime == "openvino":
+                    from .runtime.loader import load_openvino
+
+                    self._ov = load_openvino(self.weights, p.model.model, im, self.precision,
+                                             neck=self._tap is not None, concurrency=self._ov_concurrency)
+                    if self._ov is None:
+                        self.runtime, self.precision = "torch", "fp32"
+        return self._ov
+
     def _forward(self, p, im: torch.Tensor) -> torch.Tensor:
+        net = self._openvino(p, im) if self.runtime == "openvino" else None
+        if net is not None:
+            out = net(im)
+            if self._tap is not None and len(out) > 1:
+                self._tap.record(out[1:], im.shape)
+            return out[0]
         if not self.frozen:
             return p.inference(im)
         key = tuple(im.shape)

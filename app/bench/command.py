@@ -66,6 +66,10 @@ def register(subparsers) -> None:
     p.add_argument("--occlude-events", type=positive_int, help="most occlusions per stressed copy (8)")
     p.add_argument("--ultralytics-threads", type=positive_int,
                    help="torch threads for Ultralytics (default: what Ultralytics sets itself)")
+    p.add_argument("--runtimes", nargs="+", metavar="RUNTIME", default=[],
+                   help="also race occlupose on these runtimes: torch, openvino, openvino:int8, openvino:bf16")
+    p.add_argument("--no-ultralytics-openvino", action="store_true",
+                   help="skip Ultralytics track on its own OpenVINO export (raced by default where OpenVINO works)")
     p.add_argument("--coco", metavar="ANNOTATIONS.json",
                    help="also score keypoint AP on these still images, raw and through the tracker")
     p.add_argument("--coco-images", metavar="DIR", help="image folder for --coco (default: the file's folder)")
@@ -161,6 +165,10 @@ def run_bench(args: argparse.Namespace, cfg: PipelineConfig) -> dict:
 
 def bench_video(video: str, pipeline: Pipeline, cfg: PipelineConfig, args, out: Path) -> dict:
     from posecore.detector import load_yolo
+    from posecore.runtime import openvino_problem
+
+    from .runtimes import (ULTRALYTICS_OPENVINO, load_ultralytics_openvino, parse_variant, variant_config,
+                                 variant_name)
 
     source = open_source(video)
     name = Path(video).name
@@ -174,8 +182,23 @@ def bench_video(video: str, pipeline: Pipeline, cfg: PipelineConfig, args, out: 
     contenders = [UltralyticsContender(key, label, yaml, load_yolo(detector.weights), video, args.frames, track_args,
                                        args.ultralytics_threads)
                   for key, (yaml, label) in ULTRALYTICS_TRACKERS.items()]
+    with_ov = not getattr(args, "no_ultralytics_openvino", False) and openvino_problem() is None
+    if with_ov:
+        ov_args = {k: v for k, v in track_args.items() if k not in ("half", "quantize")}
+        contenders += [UltralyticsContender(key, label, yaml, load_ultralytics_openvino(detector.weights,
+                                                                                        cfg.detector.imgsz),
+                                            video, args.frames, ov_args, args.ultralytics_threads)
+                       for key, (yaml, label) in ULTRALYTICS_OPENVINO.items()]
     occ = OccluposeContender(pipeline, video, args.frames, video_out)
     contenders.append(occ)
+    occ.stats.label = f"occlupose ({_runtime_label(detector)})"
+    for text in getattr(args, "runtimes", []):
+        runtime, precision = parse_variant(text)
+        variant = Pipeline.from_config(variant_config(cfg, runtime, precision))
+        other = OccluposeContender(variant, video, args.frames, video_out.with_suffix(f".{runtime}-{precision}.mp4"))
+        other.stats.name = variant_name(runtime, precision)
+        other.stats.label = f"occlupose ({_runtime_label(variant.detector)})"
+        contenders.append(other)
     bar = progress_bar(None if n_hint is None else n_hint * len(contenders), f"{name}: speed", not args.quiet,
                        mininterval=1.0, leave=False)
     try:
@@ -194,12 +217,15 @@ def bench_video(video: str, pipeline: Pipeline, cfg: PipelineConfig, args, out: 
                  "includes": r.includes, "threads": r.threads} for k, r in runs.items()}
     occ_fps = runs["occlupose"].fps
     best = max(runs["bytetrack"].fps, runs["botsort"].fps)
+    best_ov = max((runs[k].fps for k in ULTRALYTICS_OPENVINO if k in runs), default=0.0)
     return {
         "video": name, "path": str(video), "source_fps": source.fps, "frames": n,
         "size": list(occ.size) if occ.size else None,
         "throughput": speed,
         "ratio": {"bytetrack": _ratio(occ_fps, runs["bytetrack"].fps), "botsort": _ratio(occ_fps, runs["botsort"].fps),
-                  "best": _ratio(occ_fps, best)},
+                  "best": _ratio(occ_fps, best), "best_openvino": _ratio(occ_fps, best_ov)},
+        "runtimes": {k: {"fps": round(r.fps, 3), "vs_best_openvino": _ratio(r.fps, best_ov)}
+                     for k, r in runs.items() if k.startswith("occlupose")},
         "realtime": _ratio(occ_fps, source.fps or 0.0),
         "stages_ms": {k: round(v, 3) for k, v in stage_summary(runs["occlupose"]).items()},
         "frame_ms": round(frame_ms(runs["occlupose"]), 3),
@@ -254,6 +280,8 @@ def _quality(video: str, n: int, occ: OccluposeContender, runs: dict[str, RunSta
     }
 
 
+def _runtime_label(detector) -> str:
+    return detector.runtime if detector.runtime == "torch" else f"{detector.runtime} {detector.precision}"
 def _machine() -> dict:
     import torch
 

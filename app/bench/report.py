@@ -48,12 +48,14 @@ def _format_video(v: dict) -> list[str]:
     lines = ["", f"== {v['video']}  ({size} @ {fps} fps, {v['frames']} frames; timed from the second frame, "
                  f"{timed} frames, contenders alternating)",
              "throughput (every contender decodes the same file with the same decoder; decoding counts for all)"]
-    for key in ("bytetrack", "botsort", "occlupose"):
-        r = tp[key]
-        lines.append(f"  {r['label']:32s} {r['fps']:7.2f} frames/s   {r['includes']}; {r['threads']}")
+    for key, r in tp.items():
+        lines.append(f"  {r['label']:40s} {r['fps']:7.2f} frames/s   {r['includes']}; {r['threads']}")
     r = v["ratio"]
     lines.append(f"  occlupose / Ultralytics: {r['bytetrack']:.2f}x ByteTrack, {r['botsort']:.2f}x BoT-SORT, "
                  f"{r['best']:.2f}x the faster;  real time: {_x(v['realtime'])}")
+    if r.get("best_openvino"):
+        lines.append("  occlupose / the faster Ultralytics on its OpenVINO export: "
+                     + ", ".join(f"{tp[k]['label']} {x['vs_best_openvino']:.2f}x" for k, x in v["runtimes"].items()))
     st = v["stages_ms"]
     lines.append("occlupose latency per stage (ms/frame; stages overlap across threads, so they do not add up to "
                  f"the {v['frame_ms']:.1f} ms between frames)")

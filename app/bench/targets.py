@@ -13,6 +13,9 @@ from posecore.config import from_dict, load_yaml, option
 @dataclass
 class BenchTargets:
     speed_ratio_min: float = option(1.2, gt=0, help="occlupose frames/s over the faster Ultralytics tracker's")
+    openvino_ratio_min: float = option(1.5, gt=0, help="occlupose frames/s over the faster Ultralytics tracker's "
+                                                       "on Ultralytics' own OpenVINO export")
+    fps_min: float = option(60, gt=0, help="occlupose frames/s, where Ultralytics on OpenVINO was raced")
     realtime_min: float = option(1.0, gt=0, help="occlupose frames/s over the video's frame rate")
     tracking_share_max: float = option(0.05, gt=0, le=1, help="share of the frame time spent tracking and smoothing")
     id_switches_ratio_max: float = option(0.5, ge=0, help="occlupose's ID switches over the best Ultralytics tracker's")
@@ -38,6 +41,11 @@ def check_targets(report: dict, t: BenchTargets) -> dict:
         out[v["video"]] = {
             f"speed_ratio>={t.speed_ratio_min:g}": {"value": v["ratio"]["best"],
                                                     "met": _ge(v["ratio"]["best"], t.speed_ratio_min)},
+            **({f"speed_ratio_vs_ultralytics_openvino>={t.openvino_ratio_min:g}":
+                    {"value": v["ratio"]["best_openvino"], "met": _ge(v["ratio"]["best_openvino"], t.openvino_ratio_min)},
+                f"frames_per_s>={t.fps_min:g}": {"value": v["throughput"]["occlupose"]["fps"],
+                                                 "met": v["throughput"]["occlupose"]["fps"] >= t.fps_min}}
+               if v["ratio"].get("best_openvino") else {}),
             "faster_than_real_time" if t.realtime_min == 1.0 else f"realtime>={t.realtime_min:g}":
                 {"value": v["realtime"], "met": _ge(v["realtime"], t.realtime_min)},
             f"tracking_share<{100 * t.tracking_share_max:g}%": {"value": v["tracking_share"],

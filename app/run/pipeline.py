@@ -198,8 +198,11 @@ class Pipeline:
             from posecore.refine import build_default_refiner
 
             refiner = build_default_refiner(detector, cfg.pose.refine)
-        return cls(detector, estimator, Tracker.from_config(cfg.tracker), refiner=refiner, prefetch=cfg.prefetch,
-                   workers=cfg.workers, threads=cfg.threads, stills=cfg.stills)
+        pipeline = cls(detector, estimator, Tracker.from_config(cfg.tracker), refiner=refiner,
+                       prefetch=cfg.prefetch, workers=cfg.workers, threads=cfg.threads, stills=cfg.stills)
+        workers, threads = pipeline.concurrency
+        detector.set_concurrency(workers, threads or 1)  # OpenVINO: its streams and their threads
+        return pipeline
 
     def reset(self) -> None:
         """Forget all tracks, as before a new video."""

@@ -17,7 +17,7 @@ def short_run(tmp_path_factory, demo_clip):
     buf = io.StringIO()
     with redirect_stdout(buf):
         code = main(["bench", str(demo_clip), "--short", "--frames", "8", "--imgsz", "320", "--device", "cpu",
-                     "-o", str(out), "--name", "short", "-q"])
+                     "-o", str(out), "--name", "short", "-q", "--runtimes", "torch"])
     return code, buf.getvalue(), out
 
 
@@ -29,7 +29,11 @@ def test_short_bench_writes_a_consistent_report(short_run):
     (video,) = report["videos"]
     assert video["frames"] == 8
     tp = video["throughput"]
-    assert set(tp) == {"bytetrack", "botsort", "occlupose"}
+    assert set(tp) == {"bytetrack", "botsort", "occlupose", "bytetrack_openvino", "botsort_openvino",
+                       "occlupose_torch"}  # Ultralytics on its OpenVINO export; --runtimes torch
+    assert video["ratio"]["best_openvino"] == pytest.approx(
+        tp["occlupose"]["fps"] / max(tp["bytetrack_openvino"]["fps"], tp["botsort_openvino"]["fps"]), rel=1e-2)
+    assert tp["occlupose"]["label"] == "occlupose (openvino fp32)" and tp["occlupose_torch"]["label"] == "occlupose (torch)"
     for run in tp.values():
         assert run["frames"] == 7  # the first frame is the untimed warm-up
         assert run["fps"] > 0 and run["seconds"] > 0
