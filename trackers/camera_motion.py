@@ -34,6 +34,7 @@ class CameraMotion:
 
     def reset(self) -> None:
         self._gmc = None
+        self._shape: tuple[int, ...] | None = None
         self._frames = 0
         self._shifts: list[float] = []  # corner shifts of the first AUTO_FRAMES warps
 
@@ -53,14 +54,19 @@ class CameraMotion:
         measured (off, a still camera in auto mode, no image, the first frame)."""
         if image is None or not self.active:
             return None
-        if self._gmc is None:
+        if self._gmc is None or image.shape != self._shape:
+            # (again for a frame of another size, e.g. an image folder tracked across its images:
+            # there is no motion to measure between frames of different sizes)
             from ultralytics.trackers.utils.gmc import GMC
 
             self._gmc = GMC("sparseOptFlow", downscale=max(2, int(round(image.shape[1] / WORK_WIDTH))))
-        first = self._frames == 0
+            self._shape = image.shape
+            self._gmc.apply(image)
+            self._frames += 1
+            return None
         m = np.asarray(self._gmc.apply(image), np.float64)
         self._frames += 1
-        if first or m.shape != (2, 3) or not np.isfinite(m).all():
+        if m.shape != (2, 3) or not np.isfinite(m).all():
             return None
         if self.mode == "on":
             return m

@@ -51,6 +51,15 @@ def test_auto_mode_stops_measuring_a_still_camera():
     assert CameraMotion("off").warp(image) is None
 
 
+def test_frames_of_another_size_start_afresh():
+    """An image folder tracked across its images may change size: no motion between those frames."""
+    a, b = _real_frames(2)
+    cam = CameraMotion("on")
+    assert cam.warp(a) is None
+    assert cam.warp(np.ascontiguousarray(b[:300, :400])) is None
+    assert cam.warp(np.ascontiguousarray(a[:300, :400])) is not None
+
+
 def _person(x: float) -> Poses:
     box = np.array([[x, 100, x + 40, 200]], np.float32)
     return Poses(box, np.array([0.9], np.float32), np.zeros((1, 17, 3), np.float32), np.zeros((1, 17), bool))
