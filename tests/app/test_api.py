@@ -16,7 +16,7 @@ import pytest
 from app.api import as_arrays, as_dataframe, as_dict, settings_mapping, track
 from posecore.errors import ConfigError
 from posecore.io.result_writers import read_jsonl
-from tests.app.conftest import ROOT
+from tests.conftest import ROOT
 
 FRAMES = 4
 IMGSZ = 320

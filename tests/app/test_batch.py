@@ -19,7 +19,7 @@ import pytest
 from app.batch import MANIFEST, Manifest, expand_sources, is_batch, unique_names
 from posecore.errors import OccluposeError, SourceError
 from posecore.io.result_writers import read_jsonl
-from tests.app.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli
 from tests.conftest import shared_path
 
 FRAMES = 4
