@@ -17,6 +17,7 @@ from pathlib import Path
 from app.arguments import whole_number
 from posecore.config import apply_overrides, dotted_keys, from_dict, load_yaml
 from posecore.errors import ConfigError, OccluposeError
+from posecore.multiscale import QUALITY_PRESETS, preset
 from posecore.pipeline import PipelineConfig
 
 log = logging.getLogger("occlupose")
@@ -64,6 +65,9 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pose", choices=["yolo", "dag"], help="pose backend (default yolo)")
     p.add_argument("--weights", help="pose checkpoint for --pose dag")
     p.add_argument("--det-weights", help="YOLO detector weights (.pt); default: the bundled yolo11n-pose")
+    p.add_argument("--quality", choices=list(QUALITY_PRESETS),
+                   help="extra inference passes: fast (one pass), balanced (zoom-in on small or doubtful people), "
+                        "best (zoom-in and flip test); sets the passes.* settings, see README")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any setting, e.g. --set tracker.max_lost=60 (repeatable)")
 
@@ -85,6 +89,9 @@ def pipeline_settings(args: argparse.Namespace) -> dict:
         value = getattr(args, flag, None)
         if value is not None:
             _set(data, key, value)
+    if getattr(args, "quality", None):
+        for key, value in preset(args.quality).items():
+            _set(data, f"passes.{key}", value)
     return apply_overrides(data, overrides)
 
 

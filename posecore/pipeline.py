@@ -37,6 +37,7 @@ from .estimators.base import PoseEstimator
 from .estimators.yolo import YoloPoseEstimator
 from .io.sources import Frame
 from .io.threads import Prefetcher
+from .multiscale import MultiPassDetector, PassesConfig
 from .types import Detections, FrameResult, Poses, Track
 
 
@@ -56,6 +57,7 @@ class PipelineConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    passes: PassesConfig = field(default_factory=PassesConfig)  # extra inference passes (posecore.multiscale)
     prefetch: int = option(4, ge=1, le=64, help="decoded frames kept ready ahead of inference")
     workers: int = option(0, ge=0, le=16, help="frames in detection at once; 0: auto (2 when the detector allows)")
     stills: bool = option(False, help="frames are unrelated still images: each is tracked alone (no IDs or "
@@ -179,6 +181,12 @@ class Pipeline:
             refiner = build_default_refiner(detector, cfg.pose.refine)
             if refiner is not None:
                 detector.attach_feature_tap(refiner.tap)
+        # -- extra inference passes: flip, second scale or tiles, zoom-in (posecore.multiscale)
+        if cfg.passes.active:
+            if refiner is not None:
+                raise ConfigError("pose.refine: the refiner reads the features of one pass; set pose.refine: off "
+                                  "or --quality fast")
+            detector = MultiPassDetector.from_config(detector, cfg.detector, cfg.passes)
         return cls(detector, estimator, Tracker.from_config(cfg.tracker), refiner=refiner, prefetch=cfg.prefetch,
                    workers=cfg.workers, threads=cfg.threads, stills=cfg.stills)
 

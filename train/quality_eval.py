@@ -62,14 +62,17 @@ def load_config(path: str | Path) -> QualityEvalConfig:
     return cfg
 
 
-def build(setting: dict, cache: dict[int, Detector]) -> MultiPassDetector | Detector:
-    """The detector of one setting; base detectors are shared between settings with the same input size."""
+def build(setting: dict, cache: dict[int, Detector], frozen: bool) -> MultiPassDetector | Detector:
+    """The detector of one setting; base detectors are shared between settings with the same input size.
+    ``frozen``: TorchScript graphs as the pipeline runs them, traced once per input shape, so for videos
+    only (photos of many shapes would spend their time tracing; the numbers are the same)."""
     dcfg = from_dict(DetectorConfig, {"device": "cpu", **(setting.get("detector") or {})}, "detector")
     pcfg = from_dict(PassesConfig, setting.get("passes") or {}, "passes")
 
     def get(imgsz: int) -> Detector:
         if imgsz not in cache:
-            cache[imgsz] = Detector.from_config(DetectorConfig(**{**dcfg.__dict__, "imgsz": imgsz}))
+            cache[imgsz] = Detector(dcfg.weights, imgsz, dcfg.conf, dcfg.iou, dcfg.max_det, dcfg.device, dcfg.half,
+                                    frozen=frozen)
         return cache[imgsz]
 
     base = get(dcfg.imgsz)
@@ -152,7 +155,7 @@ def evaluate_quality(config: str | Path, only: list[str] | None = None, speed: b
     if missing:
         raise ConfigError(f"--settings: unknown setting(s) {missing}; the config has {list(cfg.settings)}")
     cache: dict[int, Detector] = {}
-    detectors = {n: build(cfg.settings[n], cache) for n in names}
+    detectors = {n: build(cfg.settings[n], cache, frozen=False) for n in names}
     sets = load_heldout(cfg.sets) if cfg.sets else []
     note("eval-quality: " + ", ".join(f"{h.name} ({len(h.paths)} images, {h.people} people)" for h in sets))
     scores: dict[str, dict] = {}
@@ -162,7 +165,9 @@ def evaluate_quality(config: str | Path, only: list[str] | None = None, speed: b
     sp = {}
     if speed:
         for v in cfg.videos:
-            sp[Path(v).name] = cost(detectors, video_frames(Path(v), cfg.frames), cfg.repeats)
+            frozen: dict[int, Detector] = {}
+            timed = {n: build(cfg.settings[n], frozen, frozen=True) for n in names}
+            sp[Path(v).name] = cost(timed, video_frames(Path(v), cfg.frames), cfg.repeats)
     for line in table(names, scores, sets, sp):
         out(line)
     report = {"settings": {n: cfg.settings[n] for n in names}, "scores": scores, "speed": sp}

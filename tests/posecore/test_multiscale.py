@@ -164,3 +164,19 @@ def test_settings_validation():
     assert preset("fast") == {"flip": False, "zoom": False, "extra": "none"}
     with pytest.raises(KeyError):
         preset("ultra")
+
+
+def test_quality_preset_sets_the_passes_and_set_still_overrides_it():
+    from app.cli import build_parser, pipeline_config
+
+    def cfg(*argv):
+        return pipeline_config(build_parser().parse_args(["process", "clip.mp4", *argv]))
+
+    assert not cfg("--quality", "fast").passes.active
+    best = cfg("--quality", "best").passes
+    assert best.zoom and best.flip
+    assert not cfg("--quality", "best", "--set", "passes.flip=false").passes.flip
+    with pytest.raises(ConfigError, match="passes.extra"):
+        cfg("--set", "passes.extra=pyramid")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["process", "clip.mp4", "--quality", "ultra"])
