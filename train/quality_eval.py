@@ -159,9 +159,14 @@ def evaluate_quality(config: str | Path, only: list[str] | None = None, speed: b
     sets = load_heldout(cfg.sets) if cfg.sets else []
     note("eval-quality: " + ", ".join(f"{h.name} ({len(h.paths)} images, {h.people} people)" for h in sets))
     scores: dict[str, dict] = {}
-    for n in names:
-        scores[n] = {hs.name: score(hs, detectors[n]) for hs in sets}
-        note(f"  {n}: " + ", ".join(f"{h} AP {s['AP']:.4f}" for h, s in scores[n].items()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread per process: spinning thread pools stall on a loaded machine
+    try:
+        for n in names:
+            scores[n] = {hs.name: score(hs, detectors[n]) for hs in sets}
+            note(f"  {n}: " + ", ".join(f"{h} AP {s['AP']:.4f}" for h, s in scores[n].items()))
+    finally:
+        torch.set_num_threads(before)
     sp = {}
     if speed:
         for v in cfg.videos:
