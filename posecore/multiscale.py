@@ -229,5 +229,7 @@ class MultiPassDetector:
         # Tiles overlap: the same person whole in two tiles is one person.
         return fuse_people(found, self.cfg.fuse_iou)
 
-    def attach_feature_tap(self, tap) -> None:
-        raise ValueError("the refiner reads one pass's features; it does not combine with extra passes")
+    @property
+    def feature_tap(self):
+        """None: the refiner, which reads one pass's neck maps, runs without the extra passes."""
+        return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -182,10 +183,10 @@ class Pipeline:
             if refiner is not None:
                 detector.attach_feature_tap(refiner.tap)
         # -- extra inference passes: flip, second scale or tiles, zoom-in (posecore.multiscale)
-        if cfg.passes.active:
-            if refiner is not None:
-                raise ConfigError("pose.refine: the refiner reads the features of one pass; set pose.refine: off "
-                                  "or --quality fast")
+        if cfg.passes.active and refiner is not None:
+            # The refiner reads the neck maps of the one pass that found its people.
+            warnings.warn("passes: the refiner is on, so the extra passes are off (--quality fast)")
+        elif cfg.passes.active:
             detector = MultiPassDetector.from_config(detector, cfg.detector, cfg.passes)
         return cls(detector, estimator, Tracker.from_config(cfg.tracker), refiner=refiner, prefetch=cfg.prefetch,
                    workers=cfg.workers, threads=cfg.threads, stills=cfg.stills)
