@@ -66,8 +66,8 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="pose checkpoint for --pose dag")
     p.add_argument("--det-weights", help="YOLO detector weights (.pt); default: the bundled yolo11n-pose")
     p.add_argument("--quality", choices=list(QUALITY_PRESETS),
-                   help="extra inference passes: fast (one pass), balanced (zoom-in on small or doubtful people), "
-                        "best (zoom-in and flip test); sets the passes.* settings, see README")
+                   help="extra inference passes: fast (one pass), balanced (the default: with the flip test), "
+                        "best (flip test, zoom-in on small or doubtful people, 2x2 tiles); sets passes.*, see README")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any setting, e.g. --set tracker.max_lost=60 (repeatable)")
 

@@ -154,7 +154,7 @@ def test_multipass_flip_and_scale_report_each_person_once():
 
 def test_settings_validation():
     assert from_dict(PassesConfig, {"zoom": True, "extra": "tiles"}, "passes").active
-    assert not from_dict(PassesConfig, {}, "passes").active
+    assert not from_dict(PassesConfig, preset("fast"), "passes").active
     for bad in ({"extra": "pyramid"}, {"zoom_doubtful": 18}, {"tiles": 1}, {"fuse_iou": 0}, {"zoom": "maybe"},
                 {"zoom_size": 3}):
         with pytest.raises(ConfigError, match="passes"):
@@ -173,6 +173,7 @@ def test_quality_preset_sets_the_passes_and_set_still_overrides_it():
         return pipeline_config(build_parser().parse_args(["process", "clip.mp4", *argv]))
 
     assert not cfg("--quality", "fast").passes.active
+    assert cfg().passes.flip and not cfg().passes.zoom  # the default: balanced
     best = cfg("--quality", "best").passes
     assert best.zoom and best.flip
     assert not cfg("--quality", "best", "--set", "passes.flip=false").passes.flip
