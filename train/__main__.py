@@ -5,7 +5,7 @@
     python -m train eval --config configs/train/dag_w32_coco.yaml --weights runs/dag_w32_coco/best.pt
     python -m train eval --config ... --predictions results.json      (score a COCO results file)
     python -m train eval-pipeline --config configs/train/refiner_yolo11n.yaml   (base vs base + refiner)
-    python -m train eval-quality --config configs/train/quality_eval.yaml   (extra passes side by side)
+    python -m train eval-quality --config configs/eval/quality.yaml   (extra passes side by side)
 
 A wrong setting or a missing file prints one line and exits with status 2.
 """
@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     ep.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
     eq = sub.add_parser("eval-quality", help="the detector's extra passes and input sizes side by side")
-    eq.add_argument("--config", required=True, help="sets, videos and settings (configs/train/quality_eval.yaml)")
+    eq.add_argument("--config", required=True, help="sets, videos and settings (configs/eval/quality.yaml)")
     eq.add_argument("--settings", help="comma-separated names of the config's settings (default: all)")
     eq.add_argument("--output", help="folder for quality_eval.json")
     eq.add_argument("--no-speed", action="store_true", help="skip the cost measurement on the videos")

@@ -27,7 +27,7 @@ import torch
 from posecore.config import from_dict, load_yaml, option
 from posecore.detector import Detector, DetectorConfig
 from posecore.errors import ConfigError
-from posecore.multiscale import MultiPassDetector, PassesConfig
+from posecore.multiscale import MultiPassDetector, PassesConfig, preset
 from posecore.skeleton import COCO17, CROWDPOSE14
 from posecore.types import Poses
 
@@ -47,7 +47,7 @@ class QualityEvalConfig:
     videos: list[Path] = field(default_factory=list)
     frames: int = option(6, ge=1, le=1000, help="frames of each video timed")
     repeats: int = option(3, ge=1, le=50)
-    # name -> {"detector": {...}, "passes": {...}}: the settings compared, each over the defaults
+    # name -> {"detector": {...}, "passes": {...}}: the settings compared, each over the fast preset
     settings: dict[str, dict] = field(default_factory=dict)
 
 
@@ -67,7 +67,7 @@ def build(setting: dict, cache: dict[int, Detector], frozen: bool) -> MultiPassD
     ``frozen``: TorchScript graphs as the pipeline runs them, traced once per input shape, so for videos
     only (photos of many shapes would spend their time tracing; the numbers are the same)."""
     dcfg = from_dict(DetectorConfig, {"device": "cpu", **(setting.get("detector") or {})}, "detector")
-    pcfg = from_dict(PassesConfig, setting.get("passes") or {}, "passes")
+    pcfg = from_dict(PassesConfig, {**preset("fast"), **(setting.get("passes") or {})}, "passes")
 
     def get(imgsz: int) -> Detector:
         if imgsz not in cache:
