@@ -182,8 +182,10 @@ class Pipeline:
             refiner = build_default_refiner(detector, cfg.pose.refine)
             if refiner is not None:
                 detector.attach_feature_tap(refiner.tap)
-        # -- extra inference passes: flip, second scale or tiles, zoom-in (posecore.multiscale)
-        if cfg.passes.active and refiner is not None:
+        # -- extra inference passes for the yolo backend's keypoints: flip, scale or tiles, zoom-in (multiscale)
+        if cfg.pose.backend != "yolo":
+            pass  # the dag backend finds its own joints in the boxes (and has its own flip_test)
+        elif cfg.passes.active and refiner is not None:
             # The refiner reads the neck maps of the one pass that found its people.
             warnings.warn("passes: the refiner is on, so the extra passes are off (--quality fast)")
         elif cfg.passes.active:
