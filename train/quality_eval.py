@@ -164,7 +164,8 @@ def evaluate_quality(config: str | Path, only: list[str] | None = None, speed: b
     try:
         for n in names:
             scores[n] = {hs.name: score(hs, detectors[n]) for hs in sets}
-            note(f"  {n}: " + ", ".join(f"{h} AP {s['AP']:.4f}" for h, s in scores[n].items()))
+            note(f"  {n}: " + "; ".join(f"{h} " + " ".join(f"{m} {s.get(m, math.nan):.4f}" for m in METRICS)
+                                        for h, s in scores[n].items()))
     finally:
         torch.set_num_threads(before)
     sp = {}

@@ -181,3 +181,13 @@ def test_quality_preset_sets_the_passes_and_set_still_overrides_it():
         cfg("--set", "passes.extra=pyramid")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["process", "clip.mp4", "--quality", "ultra"])
+
+
+def test_pipeline_wraps_the_detector_only_when_passes_are_on():
+    from posecore.detector import Detector
+    from posecore.pipeline import Pipeline, load_pipeline_config
+
+    on = Pipeline.from_config(load_pipeline_config({"detector": {"device": "cpu"}}))
+    assert isinstance(on.detector, MultiPassDetector) and on.detector.cfg.flip
+    off = Pipeline.from_config(load_pipeline_config({"detector": {"device": "cpu"}, "passes": preset("fast")}))
+    assert type(off.detector) is Detector
