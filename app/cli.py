@@ -19,6 +19,7 @@ from app.arguments import whole_number
 from app.run.pipeline import PipelineConfig
 from posecore.config import apply_overrides, dotted_keys, from_dict, load_yaml
 from posecore.errors import ConfigError, OccluposeError
+from posecore.multiscale import QUALITY_PRESETS, preset
 
 log = logging.getLogger("occlupose")
 
@@ -100,6 +101,9 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
                    help="where the detector runs (default auto: OpenVINO on CPU when it works)")
     p.add_argument("--precision", choices=["fp32", "bf16", "int8"],
                    help="OpenVINO precision (default fp32; int8 after `occlupose export --precision int8`)")
+    p.add_argument("--quality", choices=list(QUALITY_PRESETS),
+                   help="extra inference passes: fast (one pass), balanced (the default: with the flip test), "
+                        "best (flip test, zoom-in on small or doubtful people, 2x2 tiles); sets passes.*, see README")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any setting, e.g. --set tracker.max_lost=60 (repeatable)")
 
@@ -122,6 +126,9 @@ def pipeline_settings(args: argparse.Namespace) -> dict:
         value = getattr(args, flag, None)
         if value is not None:
             _set(data, key, value)
+    if getattr(args, "quality", None):
+        for key, value in preset(args.quality).items():
+            _set(data, f"passes.{key}", value)
     return apply_overrides(data, overrides)
 
 

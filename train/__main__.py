@@ -5,6 +5,7 @@
     python -m train eval --config configs/train/dag_w32_coco.yaml --weights runs/dag_w32_coco/best.pt
     python -m train eval --config ... --predictions results.json      (score a COCO results file)
     python -m train eval-pipeline --config configs/train/refiner_yolo11n.yaml   (base vs base + refiner)
+    python -m train eval-quality --config configs/eval/quality.yaml   (extra passes side by side)
 
 A wrong setting or a missing file prints one line and exits with status 2.
 """
@@ -19,7 +20,7 @@ from posecore.errors import OccluposeError
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train", description="Train and evaluate top-down pose models.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{fit,eval,eval-pipeline}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{fit,eval,eval-pipeline,eval-quality}")
 
     fit = sub.add_parser("fit", help="train (resumes from OUTPUT_DIR/last_state.pt when present)")
     fit.add_argument("--config", required=True, help="training YAML (see configs/train)")
@@ -39,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     ep.add_argument("--output", help="folder for pipeline_eval.json (default: OUTPUT_DIR/eval_pipeline)")
     ep.add_argument("--no-speed", action="store_true", help="skip the speed measurement")
     ep.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+
+    eq = sub.add_parser("eval-quality", help="the detector's extra passes and input sizes side by side")
+    eq.add_argument("--config", required=True, help="sets, videos and settings (configs/eval/quality.yaml)")
+    eq.add_argument("--settings", help="comma-separated names of the config's settings (default: all)")
+    eq.add_argument("--output", help="folder for quality_eval.json")
+    eq.add_argument("--no-speed", action="store_true", help="skip the cost measurement on the videos")
     return p
 
 
@@ -52,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "eval-pipeline":
             commands.eval_pipeline(args.config, args.overrides, weights=args.weights, output=args.output,
                                    speed=not args.no_speed)
+        elif args.command == "eval-quality":
+            from pathlib import Path
+
+            from .quality_eval import evaluate_quality
+
+            evaluate_quality(args.config, args.settings.split(",") if args.settings else None,
+                             speed=not args.no_speed, output=Path(args.output) if args.output else None)
         else:
             commands.evaluate(args.config, args.overrides, weights=args.weights, predictions=args.predictions,
                               output=args.output)

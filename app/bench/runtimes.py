@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from posecore.errors import ConfigError
-from posecore.pipeline import PipelineConfig
+from app.run.pipeline import PipelineConfig
 from posecore.runtime import PRECISIONS, cache
 
 ULTRALYTICS_OPENVINO = {"bytetrack_openvino": ("bytetrack.yaml", "Ultralytics track, ByteTrack, OpenVINO"),

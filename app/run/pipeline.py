@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,6 +37,7 @@ from posecore.estimators.base import PoseEstimator
 from posecore.estimators.yolo import YoloPoseEstimator
 from posecore.io.sources import Frame
 from posecore.io.threads import Prefetcher
+from posecore.multiscale import MultiPassDetector, PassesConfig
 from posecore.types import Detections, FrameResult, Poses, Track
 from trackers.camera_motion import CameraMotion
 from trackers.smoother import FixedLagSmoother
@@ -62,6 +64,7 @@ class PipelineConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    passes: PassesConfig = field(default_factory=PassesConfig)  # extra inference passes (posecore.multiscale)
     prefetch: int = option(4, ge=1, le=64, help="decoded frames kept ready ahead of inference")
     workers: int = option(0, ge=0, le=16, help="frames in detection at once; 0: auto (2 when the detector allows)")
     stills: bool = option(False, help="frames are unrelated still images: each is tracked alone (no IDs or "
@@ -198,6 +201,14 @@ class Pipeline:
             from posecore.refine import build_default_refiner
 
             refiner = build_default_refiner(detector, cfg.pose.refine)
+        # -- extra inference passes for the yolo backend's keypoints: flip, scale or tiles, zoom-in (multiscale)
+        if cfg.pose.backend != "yolo":
+            pass  # the dag backend finds its own joints in the boxes (and has its own flip_test)
+        elif cfg.passes.active and refiner is not None:
+            # The refiner reads the neck maps of the one pass that found its people.
+            warnings.warn("passes: the refiner is on, so the extra passes are off (--quality fast)")
+        elif cfg.passes.active:
+            detector = MultiPassDetector.from_config(detector, cfg.detector, cfg.passes)
         pipeline = cls(detector, estimator, Tracker.from_config(cfg.tracker), refiner=refiner,
                        prefetch=cfg.prefetch, workers=cfg.workers, threads=cfg.threads, stills=cfg.stills)
         workers, threads = pipeline.concurrency

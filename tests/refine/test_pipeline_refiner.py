@@ -16,6 +16,7 @@ FRAMES = 6
 def _run(refine: str, workers: int):
     cfg = PipelineConfig()
     cfg.pose.refine = refine
+    cfg.passes.flip = False  # the refiner runs on the single pass: the base to compare with is that pass
     cfg.workers = workers
     cfg.detector.device = "cpu"
     p = Pipeline.from_config(cfg)
