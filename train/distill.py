@@ -32,6 +32,7 @@ from posecore.config import to_dict
 from posecore.detector import Detector
 from posecore.errors import ConfigError
 from posecore.models.couplegraph import box_iou
+from posecore.multiscale import flip_detections
 from posecore.oks import keypoint_similarity
 from posecore.skeleton import COCO17
 from posecore.types import Detections
@@ -269,15 +270,6 @@ def flip_test(detector: Detector, frame: np.ndarray, min_iou: float = 0.5) -> De
     plain = detector.detect(frame)
     mirror = flip_detections(detector.detect(frame[:, ::-1].copy()), frame.shape[1])
     return merge_flipped(plain, mirror, min_iou)
-
-
-def flip_detections(det: Detections, width: int) -> Detections:
-    """Detections of a mirrored frame of ``width`` pixels, in the plain frame (x -> W - x, sides swapped)."""
-    boxes = det.boxes.copy()
-    boxes[:, [0, 2]] = width - det.boxes[:, [2, 0]]
-    kpts = det.keypoints[:, COCO17.flip_index].copy()
-    kpts[..., 0] = width - kpts[..., 0]
-    return Detections(boxes, det.scores.copy(), kpts)
 
 
 def merge_flipped(plain: Detections, mirror: Detections, min_iou: float = 0.5) -> Detections:
