@@ -19,6 +19,11 @@ import torch
 
 INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8 IR: its float parts in f32
 
+# OpenVINO's Python binding sets up static state on a request's first inference; two threads doing that at
+# once deadlocked (both waiting in __cxa_guard_acquire, seen with two detection workers). The state is the
+# process's, so the lock that makes every request's first inference run alone is too.
+_FIRST_INFERENCE = threading.Lock()
+
 
 def supports_bf16() -> bool:
     import openvino as ov
@@ -79,7 +84,12 @@ class OpenVinoNet:
             local.requests, local.generation = {}, self._generation
         request = local.requests.get(shape)
         if request is None:
-            request = local.requests[shape] = self._compiled_for(shape).create_infer_request()
+            request = self._compiled_for(shape).create_infer_request()
+            with _FIRST_INFERENCE:
+                request.infer({0: np.zeros(shape, np.float32)})
+                for i in range(len(request.model_outputs)):
+                    request.get_output_tensor(i).data
+            local.requests[shape] = request
         return request
 
     def __call__(self, im: torch.Tensor) -> tuple[torch.Tensor, ...]:
