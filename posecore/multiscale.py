@@ -188,7 +188,8 @@ class MultiPassDetector:
         # What the rest of the pipeline reads from a detector.
         self.thread_safe = bool(getattr(base, "thread_safe", False)) and (
             second is None or bool(getattr(second, "thread_safe", False)))
-        for name in ("device", "weights", "imgsz", "conf", "iou", "model", "has_pose_head"):
+        for name in ("device", "weights", "imgsz", "conf", "iou", "model", "has_pose_head", "runtime", "precision",
+                     "_precision"):
             if hasattr(base, name):
                 setattr(self, name, getattr(base, name))
 

@@ -78,7 +78,9 @@ def register(subparsers) -> None:
     p.add_argument("--keep-video", action="store_true", help="keep occlupose's annotated videos in the output folder")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_pipeline_arguments(p)
-    p.set_defaults(func=cmd_bench)
+    # Ultralytics makes one pass of the network per frame; occlupose races with the same unless --quality
+    # asks for its extra passes.
+    p.set_defaults(func=cmd_bench, quality="fast")
 
 
 
