@@ -2,9 +2,10 @@
 
 Frame ``i`` here is the same image as the ``i``-th frame :class:`VideoFileSource` yields, which leaves
 out frames decoded with errors (``is_corrupt``). With PyAV, the presentation timestamps of the frames it
-yields, found once by decoding the whole file without converting colours (only decoding tells a damaged
-frame from a good one, and counting packets would shift every index after it), map an index to a
-timestamp; a seek jumps to the keyframe before it and decodes forward. Files whose timestamps cannot be
+yields map an index to a timestamp; a seek jumps to the keyframe before it and decodes forward. The
+timestamps are found by decoding without converting colours (only decoding tells a damaged frame from a
+good one, and counting packets would shift every index after it), lazily: only as far as the furthest
+seek so far, so a seek near the start of a long video does not wait for the whole file. Files whose timestamps cannot be
 trusted (missing, duplicated, or out of order after decoding, as in some AVI files) are decoded from the
 start instead, skipping the colour conversion of the frames before the target. The OpenCV fallback
 seeks by frame number.
@@ -31,8 +32,9 @@ class SeekableVideo:
         self.name = self.source.name
         self.fps = self.source.fps
         self.frame_count = self.source.frame_count
-        self._pts: list[int] | None = None
-        self._scanned = False
+        self._pts: list[int] = []  # timestamps of the frames scanned so far, in playback order
+        self._untrusted = False  # timestamps missing or out of order: seeks decode from the start
+        self._scan = None  # (container, decoder) of the lazy scan while it has not reached the end
 
     def frames(self, start: int = 0) -> Iterator[Frame]:
         start = max(0, int(start))
@@ -43,41 +45,53 @@ class SeekableVideo:
         return self._frames_pyav(start)
 
     # ------------------------------------------------------------------ PyAV
-    def _timestamps(self) -> list[int] | None:
-        """Presentation timestamps of the frames playback yields, in order, or None when they cannot
-        index frames. A file that breaks off mid-way is indexed up to the damage, as playback stops there."""
-        if self._scanned:
-            return self._pts
-        self._scanned = True
-        import av
+    def _timestamps(self, upto: int) -> list[int] | None:
+        """Timestamps of the frames playback yields, in order, at least up to frame ``upto`` (all of them
+        where the file ends or breaks off before it, as playback stops at damage), or None when they
+        cannot index frames."""
+        if self._untrusted:
+            return None
+        if self._scan is None and not self._pts:
+            import av
 
-        pts: list[int] = []
-        try:
-            with av.open(str(self.path)) as container:
+            try:
+                container = av.open(str(self.path))
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
-                decoder = container.decode(stream)
-                while True:
-                    try:
-                        vf = next(decoder)
-                    except StopIteration:
-                        break
-                    except Exception:  # damage: playback stops here too
-                        break
-                    if not getattr(vf, "is_corrupt", False):
-                        pts.append(vf.pts)
-        except Exception:  # cannot even open it again: decode from the start on each seek
+                self._scan = (container, container.decode(stream))
+            except Exception:  # cannot even open it again: decode from the start on each seek
+                self._untrusted = True
+                return None
+        pts = self._pts
+        while self._scan is not None and len(pts) <= upto:
+            try:
+                vf = next(self._scan[1])
+            except Exception:  # the end (StopIteration), or damage, where playback stops too
+                self._end_scan()
+                break
+            if getattr(vf, "is_corrupt", False):
+                continue
+            if vf.pts is None or (pts and vf.pts <= pts[-1]):
+                self._untrusted = True
+                self._end_scan()
+                return None
+            pts.append(vf.pts)
+        if not pts:
+            self._untrusted = True
             return None
-        if not pts or any(p is None for p in pts) or any(b <= a for a, b in zip(pts, pts[1:])):
-            return None
-        self._pts = pts
-        self.frame_count = len(pts)
-        return self._pts
+        return pts
+
+    def _end_scan(self) -> None:
+        if self._scan is not None:
+            self._scan[0].close()
+            self._scan = None
+            if not self._untrusted:
+                self.frame_count = len(self._pts)
 
     def _frames_pyav(self, start: int) -> Iterator[Frame]:
         import av
 
-        table = self._timestamps()
+        table = self._timestamps(start)
         container = av.open(str(self.path))
         try:
             stream = container.streams.video[0]
@@ -88,17 +102,16 @@ class SeekableVideo:
                 if start >= len(table):
                     return
                 container.seek(table[start], stream=stream, backward=True, any_frame=False)
-            count = 0  # decode-order counter, used when there is no timestamp table
+            index = -1  # past the scanned timestamps (or without them), frames are counted in playback order
             for vf in container.decode(stream):
                 if getattr(vf, "is_corrupt", False):
                     continue  # left out by playback as well, and not counted
-                if table is not None:
+                if table is not None and vf.pts is not None and vf.pts <= table[-1]:
                     index = bisect.bisect_left(table, vf.pts)
-                    if index >= len(table) or table[index] != vf.pts:
+                    if table[index] != vf.pts:
                         raise SourceError(f"cannot seek in {self.path}: frame timestamp {vf.pts} not in the index")
                 else:
-                    index = count
-                    count += 1
+                    index += 1
                 if index < start:
                     continue  # before the target: decoded (needed) but not converted
                 image = vf.to_ndarray(format="bgr24")

@@ -35,3 +35,16 @@ def test_seek_in_a_clean_video(tmp_path):
     path = write_video(tmp_path / "clean.mp4", n=16, size=(128, 96))
     played, video = _assert_seeks_match_playback(path)
     assert len(played) == video.frame_count == 16
+
+
+def test_a_seek_scans_only_as_far_as_it_goes(tmp_path):
+    """A seek near the start of a long video does not wait for the whole file to be indexed."""
+    path = write_video(tmp_path / "clean.mp4", n=40, size=(128, 96))
+    played = list(VideoFileSource(path))
+    video = SeekableVideo(path)
+    first = next(iter(video.frames(3)))
+    assert first.index == 3 and np.array_equal(first.image, played[3].image)
+    assert len(video._pts) < len(played)  # scanned up to the target, not to the end
+    later = list(video.frames(30))  # past the scanned part: the scan goes on from where it stopped
+    assert [f.index for f in later] == list(range(30, 40))
+    assert all(np.array_equal(f.image, played[f.index].image) for f in later)
