@@ -84,7 +84,9 @@ def test_cache_entry_is_reused_and_keyed_by_weights_and_precision(converted, mon
     assert entry is not None and damage is None and entry.meta["convert_s"] > 0
     assert entry.path.name.startswith(cache.file_sha256(weights)[:12])
     assert cache.lookup(export.cache_key(weights, "int8", neck=False)) == (None, None)
-    assert cache.lookup(export.cache_key(weights, "fp32", neck=True)) == (None, None)
+    # The IR with the refiner's neck outputs is another entry (other tests of the session may have made it).
+    neck, _ = cache.lookup(export.cache_key(weights, "fp32", neck=True))
+    assert neck is None or neck.path != entry.path
 
 
 def test_damaged_entry_is_rebuilt(converted, frames, torch_detections, tmp_path, monkeypatch, capfd):
