@@ -38,40 +38,36 @@ class Sink(Protocol):
         """Finish the file; ``complete``: the run's results are whole (the COCO file needs that)."""
 
 
-class JsonlSink:
+class _RecordSink:
+    """A sink over a result writer that appends from ``start_frame`` on (earlier lines are kept, for resume)."""
+
+    def __init__(self, writer, start_frame: int):
+        self.start_frame = start_frame
+        self.writer = writer
+
+    def reserve(self, result: FrameResult) -> None:
+        pass
+
+    def write(self, result: FrameResult) -> None:
+        if result.index >= self.start_frame:
+            self.writer.write(result)
+
+    def close(self, complete: bool = True) -> None:
+        self.writer.close()
+
+
+class JsonlSink(_RecordSink):
     """``STEM.jsonl``: a record per frame, from ``start_frame`` on (earlier records are kept, for resume)."""
 
     def __init__(self, path: Path, start_frame: int = 0):
-        self.start_frame = start_frame
-        self.writer = JsonlWriter(path, start_frame=start_frame)
-
-    def reserve(self, result: FrameResult) -> None:
-        pass
-
-    def write(self, result: FrameResult) -> None:
-        if result.index >= self.start_frame:
-            self.writer.write(result)
-
-    def close(self, complete: bool = True) -> None:
-        self.writer.close()
+        super().__init__(JsonlWriter(path, start_frame=start_frame), start_frame)
 
 
-class CsvSink:
+class CsvSink(_RecordSink):
     """``STEM.csv``: a row per tracked joint, from ``start_frame`` on."""
 
     def __init__(self, path: Path, skeleton: str, start_frame: int = 0):
-        self.start_frame = start_frame
-        self.writer = CsvWriter(path, skeleton, start_frame=start_frame)
-
-    def reserve(self, result: FrameResult) -> None:
-        pass
-
-    def write(self, result: FrameResult) -> None:
-        if result.index >= self.start_frame:
-            self.writer.write(result)
-
-    def close(self, complete: bool = True) -> None:
-        self.writer.close()
+        super().__init__(CsvWriter(path, skeleton, start_frame=start_frame), start_frame)
 
 
 class CocoSink:
