@@ -13,7 +13,7 @@ import argparse
 import json
 
 from app.bench.runtimes import parse_variant
-from app.bench_still import still_image_ap
+from app.bench.stills import still_image_ap
 from posecore.detector import Detector
 from posecore.estimators.yolo import YoloPoseEstimator
 

@@ -32,7 +32,7 @@ from posecore.skeleton import COCO17, CROWDPOSE14
 from posecore.types import Poses
 
 from .datasets import DatasetError
-from .distill_config import HeldOutSplit
+from .config import HeldOutSplit
 from .evaluate import evaluate_keypoints
 from .pipeline_eval import HeldOutSet, _plain, _results, load_heldout
 
