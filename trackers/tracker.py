@@ -110,7 +110,8 @@ class TrackerConfig:
                                   "frames (+1) later; 0: off")
     stitch_max_dist: float = option(1.0, ge=0.0, le=10.0,
                                     help="stitching: largest distance of the new box from the old track's path, in sizes")
-    stitch_growth: float = option(0.05, ge=0.0, le=1.0, help="stitching: ... growing by this fraction per frame of gap")
+    stitch_growth: float = option(0.05, ge=0.0, le=1.0,
+                                  help="stitching: the largest distance grows by this fraction per frame of gap")
     stitch_max_scale: float = option(1.5, ge=1.0, le=10.0, help="stitching: largest ratio of the two box sizes")
     stitch_max_shape: float = option(0.06, gt=0.0, le=1.0,
                                      help="stitching: largest mean difference of limb lengths over their sum")
