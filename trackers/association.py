@@ -57,6 +57,30 @@ def pose_oks(pred_xy: np.ndarray, pred_valid: np.ndarray, det_kpts: np.ndarray, 
     return oks, defined
 
 
+def same_person(kpts: np.ndarray, boxes: np.ndarray, ref_kpts: np.ndarray, ref_boxes: np.ndarray,
+                sigmas: np.ndarray, min_conf: float, min_joints: int, min_sim: float = 0.9) -> np.ndarray:
+    """bool[M]: poses ``kpts`` float[M, K, 3] (boxes float[M, 4]) that repeat one of ``ref_kpts`` float[R, K, 3].
+
+    A detector sometimes reports one person twice, e.g. the whole body and, with the legs squeezed into it,
+    the upper half: head and shoulders then coincide to a few pixels while the OKS of the whole pose stays
+    near 0.7, too low for an OKS threshold to tell from two people close together. So the test counts the
+    joints, confident on both sides, whose own similarity ``exp(-d^2 / (2 s^2 (2 sigma)^2))`` (s^2: the
+    smaller box's area) reaches ``min_sim``; at least ``min_joints`` such joints make a duplicate. Two
+    people do not have several joints at the same pixels.
+    """
+    kpts, ref_kpts = np.asarray(kpts, np.float64), np.asarray(ref_kpts, np.float64)
+    m, r = len(kpts), len(ref_kpts)
+    if m == 0 or r == 0 or min_joints <= 0:
+        return np.zeros(m, bool)
+    d2 = ((kpts[:, None, :, :2] - ref_kpts[None, :, :, :2]) ** 2).sum(-1)  # [M, R, K]
+    both = (kpts[:, None, :, 2] >= min_conf) & (ref_kpts[None, :, :, 2] >= min_conf)
+    area = lambda b: np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1.0)  # noqa: E731
+    s2 = np.minimum(area(np.asarray(boxes, np.float64))[:, None], area(np.asarray(ref_boxes, np.float64))[None])
+    var = 2.0 * s2[..., None] * (2.0 * np.asarray(sigmas, np.float64)) ** 2
+    close = both & (np.exp(-d2 / var) >= min_sim)
+    return (close.sum(-1) >= min_joints).any(-1)
+
+
 def pose_similarity(iou: np.ndarray, oks: np.ndarray, oks_defined: np.ndarray, iou_weight: float) -> np.ndarray:
     """float64[N, M] in [0, 1]: ``iou_weight * IoU + (1 - iou_weight) * OKS`` where OKS is defined, else IoU."""
     return np.where(oks_defined, iou_weight * iou + (1.0 - iou_weight) * oks, iou)

@@ -23,7 +23,9 @@ Matching stages (ByteTrack-style; "high" poses score at least ``high_score``, "l
 4. tentative tracks vs the remaining high poses, as stage 1.
 
 Remaining poses scoring at least ``new_track_score`` start tentative tracks (in the first ``min_hits``
-frames after a reset, every remaining pose starts a track confirmed at once, as SORT does). IDs start
+frames after a reset, every remaining pose starts a track confirmed at once, as SORT does), except a
+pose whose joints sit on those of a pose matched or started in the same frame: the detector reported one
+person twice (``birth_dup_joints``). IDs start
 at 1 and are never reused until :meth:`Tracker.reset`.
 
 The track table is a set of parallel arrays (one row per track), filters included, so everything but
@@ -42,7 +44,8 @@ from posecore.errors import ConfigError
 from posecore.skeleton import COCO17, get_skeleton
 from posecore.types import Poses, Track, TrackState
 
-from .association import assign, box_iou, centre_distance, pose_oks, pose_similarity, segment_distance
+from .association import (assign, box_iou, centre_distance, pose_oks, pose_similarity, same_person,
+                          segment_distance)
 from .kalman import BoxKalman, CVState, KeypointKalman, box_size
 
 COORD_LIMIT = 1e6  # px; inputs are clipped to +-this so squares and sums stay finite
@@ -91,6 +94,9 @@ class TrackerConfig:
     lost_size_damping: float = option(0.0, ge=0.0, le=1.0,
                                       help="per frame, factor on the rate a lost box grows or shrinks (0: it keeps "
                                            "its size; a box cut by the image edge must not shrink away)")
+    birth_dup_joints: int = option(5, ge=0, le=1000,
+                                   help="a free pose starts no track when this many of its joints sit on those of a "
+                                        "pose matched or started in the same frame (one person reported twice); 0: off")
     max_tracks: int = option(1000, ge=1, le=1000000, help="track table limit; the longest-unmatched go first")
     # Keypoint filter.
     kp_seen_conf: float = option(0.3, ge=0.0, le=1.0, help="joints from this confidence are seen and used for OKS")
@@ -416,12 +422,28 @@ class Tracker:
         if not keep.all():
             self._keep(keep)
 
+    def _not_duplicates(self, det: _Frame, free: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """The poses of ``new`` that repeat no pose already matched, nor a higher-scoring one of ``new``."""
+        c = self.config
+        if c.birth_dup_joints <= 0 or len(new) == 0:
+            return new
+        keep = list(np.flatnonzero(~free))
+        out = []
+        for i in new[np.argsort(-det.scores[new], kind="stable")]:
+            ref = np.asarray(keep, np.int64)
+            if not same_person(det.kpts[i:i + 1], det.boxes[i:i + 1], det.kpts[ref], det.boxes[ref], self._sigmas,
+                               c.kp_seen_conf, c.birth_dup_joints)[0]:
+                keep.append(i)
+                out.append(i)
+        return np.sort(np.asarray(out, np.int64))
+
     def _birth(self, det: _Frame, free: np.ndarray) -> None:
         c = self.config
         warmup = self._frame_count <= c.min_hits
         # While warming up every usable pose counts (a still image keeps all its people); later only
         # confident ones, so that flickering false detections do not start tracks.
         new = np.flatnonzero(free & (det.scores >= (c.low_score if warmup else c.new_track_score)))
+        new = self._not_duplicates(det, free, new)
         if len(new):
             n = len(new)
             self._box.add(det.boxes[new])

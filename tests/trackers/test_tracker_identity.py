@@ -172,3 +172,33 @@ def test_changing_skeleton_starts_afresh_without_reusing_ids():
     crowd = Poses(box[None], [0.9], kpts[None, :14], skeleton="crowdpose14")
     (t2,) = tracker.update(crowd, 1)
     assert t2.keypoints.shape == (14, 3) and t2.track_id > t1.track_id
+
+
+def _half_body_copy(box: np.ndarray, kpts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same person reported again as an upper-half box: head and shoulders in place, the rest squeezed in."""
+    top, bottom = box[1], box[1] + 0.55 * (box[3] - box[1])
+    k = kpts.copy()
+    k[7:, 1] = top + (k[7:, 1] - top) * 0.55
+    return np.array([box[0], top, box[2], bottom]), k
+
+
+@pytest.mark.parametrize("dup_joints, expected_ids", [(5, 1), (0, 2)])
+def test_a_person_reported_twice_gets_one_id(dup_joints, expected_ids):
+    # A detector sometimes adds a second, upper-half box on one person for a few frames (seen on a
+    # back-flip); its head and shoulders sit on the first pose's. Only the duplicate rule keeps one ID.
+    tracker = Tracker(birth_dup_joints=dup_joints)
+    ids = set()
+    for f in range(30):
+        whole = person(100.0 + 4 * f, 50.0, 300.0)
+        people = [whole, _half_body_copy(*whole)] if 10 <= f < 20 else [whole]
+        ids |= {t.track_id for t in _confirmed(tracker.update(frame(people, [0.8, 0.6][:len(people)]), f))}
+    assert len(ids) == expected_ids
+
+
+def test_a_person_arriving_next_to_another_still_gets_a_track():
+    # Two people close together (boxes overlapping, heads a third of a box width apart) are not duplicates.
+    tracker = Tracker()
+    for f in range(20):
+        people = [person(300.0, 50.0, 300.0)] + ([person(350.0, 60.0, 290.0, arms_up=True)] if f >= 5 else [])
+        tracks = _confirmed(tracker.update(frame(people), f))
+    assert len({t.track_id for t in tracks}) == 2
