@@ -97,8 +97,8 @@ def visibility_loss(logits: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
     """Mean binary cross-entropy of float[B, K] visibility logits over the labelled joints of flags float[B, K].
 
     The visibility paper counts unlabelled joints (v = 0) as occluded (its footnote 1); we leave them out:
-    a v = 0 joint is often a visible joint nobody clicked, or one outside the crop whose feature is padding,
-    so either label would teach VisNet something the image does not show.
+    a v = 0 joint may be outside the crop, hidden beyond guessing or just not clicked, so its label is
+    unknown and either guess would teach VisNet something the image may not show.
     """
     labelled = (flags > 0).float()
     per_joint = F.binary_cross_entropy_with_logits(logits.float(), (flags == 2).float(), reduction="none")
