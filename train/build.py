@@ -189,7 +189,8 @@ def eval_ground_truth(ann: KeypointAnnotations, people: list[PersonRecord], rest
 def train_loader(cfg: TrainConfig, ann: KeypointAnnotations, model: nn.Module, dist: DistInfo
                  ) -> tuple[DataLoader, ShardSampler]:
     pipeline = train_pipeline(cfg, ann, tuple(model.input_size))
-    dataset = TopDownDataset(ann, ann.people, pipeline, EncodeTargets(model.codec, cfg.model.body_center.min_joints), seed=cfg.solver.seed)
+    encode = EncodeTargets(model.codec, cfg.model.body_center.min_joints)
+    dataset = TopDownDataset(ann, ann.people, pipeline, encode, seed=cfg.solver.seed)
     if len(dataset) == 0:
         raise DatasetError(f"{ann.ann_file}: no usable person to train on ({ann.report.summary()})")
     sampler = ShardSampler(len(dataset), shuffle=True, seed=cfg.solver.seed, rank=dist.rank,

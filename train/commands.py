@@ -135,7 +135,8 @@ def _forward_note(forward: PoseForward, model) -> str:
 
     notes = []
     if any(isinstance(m, ADAM) for m in model.modules()):
-        notes.append("ADAM's instance feature at " + ("the visible joints' mean" if forward.centers else "the box centre"))
+        centre = "the visible joints' mean" if forward.centers else "the box centre"
+        notes.append(f"ADAM's instance feature at {centre}")
     if any(isinstance(m, VisibilityReasoning) for m in model.modules()):
         n = forward.teacher_epochs
         notes.append("visibility mask: " + (f"ground truth for {n} epoch{'s' if n != 1 else ''}, then VisNet's "

@@ -206,9 +206,9 @@ class ModelSection:
 
     config: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    body_center: BodyCenterConfig = field(default_factory=BodyCenterConfig)
     backbone_weights: Path | None = None  # ImageNet-pretrained HRNet state dict (the papers start from it)
     init_weights: Path | None = None  # an occlupose checkpoint whose matching weights start the training
+    body_center: BodyCenterConfig = field(default_factory=BodyCenterConfig)
 
 
 @dataclass
