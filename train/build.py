@@ -21,6 +21,7 @@ from .datasets.topdown import TopDownDataset, collate_people
 from .distributed import DistInfo, ShardSampler
 from .evaluate import eval_kind
 from .inference import Evaluator
+from .trainer import HookBase
 from .transforms import (AffineCrop, CenterScale, Compose, EncodeTargets, HalfBody, InstancePaste, InstancePool,
                          LimbJointAugmentation, MaskJoints, RandomFlip, RandomScaleRotation, Sample)
 from .transforms.targets import sample_meta, to_input
@@ -188,7 +189,8 @@ def eval_ground_truth(ann: KeypointAnnotations, people: list[PersonRecord], rest
 def train_loader(cfg: TrainConfig, ann: KeypointAnnotations, model: nn.Module, dist: DistInfo
                  ) -> tuple[DataLoader, ShardSampler]:
     pipeline = train_pipeline(cfg, ann, tuple(model.input_size))
-    dataset = TopDownDataset(ann, ann.people, pipeline, EncodeTargets(model.codec), seed=cfg.solver.seed)
+    encode = EncodeTargets(model.codec, cfg.model.body_center.min_joints)
+    dataset = TopDownDataset(ann, ann.people, pipeline, encode, seed=cfg.solver.seed)
     if len(dataset) == 0:
         raise DatasetError(f"{ann.ann_file}: no usable person to train on ({ann.report.summary()})")
     sampler = ShardSampler(len(dataset), shuffle=True, seed=cfg.solver.seed, rank=dist.rank,
@@ -241,16 +243,49 @@ def build_scheduler(cfg: ScheduleConfig, optimizer: torch.optim.Optimizer, iters
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(cfg, it, iters_per_epoch, epochs))
 
 
-def pose_forward(model: nn.Module, teacher_force: bool) -> Callable[[nn.Module, dict], dict]:
-    """How the trainer runs a pose model on a batch: DAG teacher-forces its visibility mask with the ground
-    truth (v = 2) while training when asked to."""
+class PoseForward(HookBase):
+    """How the trainer runs a pose model on a batch (``forward(net, batch) -> dict``), and the hook that
+    switches its visibility mask.
+
+    Visibility: during the first ``teacher_epochs`` epochs the mask of the visibility reasoning is the ground
+    truth (v = 2 visible; v = 1 and v = 0 masked), afterwards VisNet's own prediction, which is what the model
+    uses at inference. Training on the predicted mask removes the train/test mismatch; the warm-up keeps
+    VisNet's first guesses (its features are sampled at the poses of an untrained network) from masking at
+    random while the transformer learns what a mask means. Counted in epochs, like the learning-rate
+    milestones, so a resumed run switches at the same point.
+
+    Body centre: with ``centers``, ``batch["body_center"]`` (crop pixels) goes to ADAM's channel attention;
+    without, the model reads at the crop centre (the box centre), as at inference.
+    """
+
+    def __init__(self, teacher_epochs: int, centers: bool = False, takes_visible: bool = True) -> None:
+        self.teacher_epochs, self.centers, self.takes_visible = teacher_epochs, centers, takes_visible
+        self.teacher_force = teacher_epochs > 0  # until the trainer says which epoch it is
+
+    def before_epoch(self) -> None:
+        self.teacher_force = self.trainer.state.epoch < self.teacher_epochs
+
+    def __call__(self, net: nn.Module, batch: dict) -> dict:
+        kwargs = {}
+        if self.teacher_force and self.takes_visible:
+            kwargs["visible"] = (batch["flags"] == 2).float()
+        if self.centers:
+            kwargs["centers"] = batch["body_center"]
+        return net(batch["image"], **kwargs)
+
+
+def pose_forward(cfg: TrainConfig, model: nn.Module) -> PoseForward:
+    """The forward of a pose model as configured (``solver.visibility_teacher_epochs``, ``model.body_center``)."""
     import inspect
 
-    if teacher_force and "visible" in inspect.signature(model.forward).parameters:
-        return lambda net, batch: net(batch["image"], visible=(batch["flags"] == 2).float())
-    return lambda net, batch: net(batch["image"])
+    params = inspect.signature(model.forward).parameters
+    centers = cfg.model.body_center.source == "visible_joints"
+    if centers and "centers" not in params:
+        raise ConfigError(f"model.body_center.source: {model.config['name']} has no ADAM to read at a body centre; "
+                          "use box")
+    return PoseForward(cfg.solver.visibility_teacher_epochs, centers, "visible" in params)
 
 
-__all__ = ["build_evaluator", "build_net", "build_optimizer", "build_pose_model", "build_scheduler",
+__all__ = ["PoseForward", "build_evaluator", "build_net", "build_optimizer", "build_pose_model", "build_scheduler",
            "eval_ground_truth", "eval_inputs", "eval_people", "eval_pipeline", "is_pose_model", "load_matching",
            "lr_factor", "model_config", "open_split", "pose_forward", "train_loader", "train_pipeline"]

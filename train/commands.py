@@ -20,8 +20,8 @@ from posecore.errors import ConfigError, WeightsError
 from posecore.models.couplegraph import CoupleGraph
 
 from . import distributed
-from .build import (build_evaluator, build_net, build_optimizer, build_scheduler, eval_ground_truth, eval_people,
-                    is_pose_model, open_split, pose_forward, train_loader)
+from .build import (PoseForward, build_evaluator, build_net, build_optimizer, build_scheduler, eval_ground_truth,
+                    eval_people, is_pose_model, open_split, pose_forward, train_loader)
 from .checkpoint import BEST_MODEL, LAST_MODEL
 from .config import TrainConfig, load_config
 from .datasets import DatasetError, KeypointAnnotations
@@ -32,7 +32,7 @@ from .evaluate import evaluate_keypoints, eval_kind, format_metrics
 from .hooks import CheckpointHook, EvalHook, LoggingHook
 from .losses import PoseLoss
 from .refiner import CoupleLoss, RefinerEvaluator, couple_forward
-from .trainer import Trainer, TrainState
+from .trainer import HookBase, Trainer, TrainState
 
 Print = Callable[[str], None]
 
@@ -95,7 +95,8 @@ def fit(config: str | Path | None, overrides: Sequence[str] = (), out: Print = _
                           cfg.solver.amp, cfg.solver.clip_grad_norm, cfg.solver.max_iters_per_epoch,
                           cfg.solver.batch_size, forward)
         trainer.scheduler = build_scheduler(cfg.schedule, optimizer, trainer.iters_per_epoch(), cfg.solver.epochs)
-        hooks = [] if evaluator is None else [EvalHook(evaluator, cfg.solver.eval_every)]
+        hooks = [forward] if isinstance(forward, HookBase) else []  # PoseForward switches its mask per epoch
+        hooks += [] if evaluator is None else [EvalHook(evaluator, cfg.solver.eval_every)]
         hooks += [CheckpointHook(cfg.output_dir, cfg.solver.best_metric, cfg.solver.checkpoint_every_iters, log=say),
                   LoggingHook(cfg.output_dir, cfg.solver.progress and dist_info.is_main, cfg.solver.log_every)]
         trainer.register(hooks)
@@ -106,6 +107,9 @@ def fit(config: str | Path | None, overrides: Sequence[str] = (), out: Print = _
             say(f"model {model.config['name']} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters), "
                 f"{what}, {trainer.iters_per_epoch()} steps/epoch x {cfg.solver.epochs} epochs on {device}"
                 + (f" x {dist_info.world_size} processes" if dist_info.enabled else ""))
+            note = _forward_note(forward, model) if isinstance(forward, PoseForward) else ""
+            if note:
+                say(note)
         try:
             state = trainer.train()
         except RuntimeError as e:
@@ -124,6 +128,22 @@ def fit(config: str | Path | None, overrides: Sequence[str] = (), out: Print = _
         distributed.cleanup()
 
 
+def _forward_note(forward: PoseForward, model) -> str:
+    """One line on what the pose model is given while training: ADAM's centre and its visibility mask."""
+    from posecore.models.adam import ADAM
+    from posecore.models.visibility import VisibilityReasoning
+
+    notes = []
+    if any(isinstance(m, ADAM) for m in model.modules()):
+        centre = "the visible joints' mean" if forward.centers else "the box centre"
+        notes.append(f"ADAM's instance feature at {centre}")
+    if any(isinstance(m, VisibilityReasoning) for m in model.modules()):
+        n = forward.teacher_epochs
+        notes.append("visibility mask: " + (f"ground truth for {n} epoch{'s' if n != 1 else ''}, then VisNet's "
+                                            "prediction" if n else "VisNet's prediction"))
+    return "; ".join(notes)
+
+
 def _pose_parts(cfg: TrainConfig, train_ann: KeypointAnnotations, model, device, dist_info, say: Print):
     """Loader, sampler, loss, forward and evaluator of a top-down pose model."""
     loader, sampler = train_loader(cfg, train_ann, model, dist_info)
@@ -134,7 +154,7 @@ def _pose_parts(cfg: TrainConfig, train_ann: KeypointAnnotations, model, device,
         evaluator = build_evaluator(cfg, cfg.data.val, val_ann, model, device, dist_info,
                                     cfg.output_dir / "val_results.json")
     loss_fn = PoseLoss(cfg.loss, train_ann.skeleton, tuple(model.input_size)).to(device)
-    return loader, sampler, loss_fn, pose_forward(model, cfg.solver.teacher_force_visibility), evaluator
+    return loader, sampler, loss_fn, pose_forward(cfg, model), evaluator
 
 
 def _couple_parts(cfg: TrainConfig, train_ann: KeypointAnnotations, device, dist_info, say: Print):

@@ -169,7 +169,9 @@ class SolverConfig:
     log_every: int = option(20, ge=1)
     best_metric: str = "AP"
     progress: bool = True
-    teacher_force_visibility: bool = True  # DAG's visibility mask from the ground truth while training
+    # The visibility mask of the first N epochs is the ground truth (v = 2), then VisNet's prediction, so the
+    # reasoning trains on the mask it gets at inference; the warm-up spares it VisNet's early guesses.
+    visibility_teacher_epochs: int = option(10, ge=0, help="epochs trained with the ground-truth visibility mask")
     find_unused_parameters: bool = False  # DDP: set when some outputs take no part in the loss
     sync_bn: bool = False  # DDP: batch-norm statistics over all processes
 
@@ -186,6 +188,19 @@ class EvalConfig:
 
 
 @dataclass
+class BodyCenterConfig:
+    """Where DAG's ADAM reads the instance feature while training (eq. 1: "the center of the human body").
+
+    ``box``: the crop centre, which is the box centre, as at inference. ``visible_joints``: the mean of the
+    target's visible (v = 2) joints after augmentation, the box centre when fewer than ``min_joints`` are
+    visible. Inference has no labels and always reads at the box centre.
+    """
+
+    source: Literal["box", "visible_joints"] = "box"
+    min_joints: int = option(4, ge=1, le=64, help="visible joints needed for their mean")
+
+
+@dataclass
 class ModelSection:
     """The estimator: a model YAML (a path, or a name under configs/models) with ``params`` on top."""
 
@@ -193,6 +208,7 @@ class ModelSection:
     params: dict[str, Any] = field(default_factory=dict)
     backbone_weights: Path | None = None  # ImageNet-pretrained HRNet state dict (the papers start from it)
     init_weights: Path | None = None  # an occlupose checkpoint whose matching weights start the training
+    body_center: BodyCenterConfig = field(default_factory=BodyCenterConfig)
 
 
 @dataclass

@@ -8,7 +8,9 @@ total = w_m * lm + w_t * lt + lambda * lp + alpha(t) * ls + w_vis * lvis
           weight (OPEC-Net eq. 3, lambda_j = 0.3, 0.5, 1), on coordinates divided by the input size.
 * ls      LJA's limb structure loss: MSE of structure heatmaps (a joint's heatmap plus its neighbours' on
           the two limb graphs), weighted by a constant / step / linear / exponential alpha(t).
-* lvis    binary cross-entropy of the visibility logits against v = 2 (visibility paper, eq. 7).
+* lvis    binary cross-entropy of the visibility logits against v = 2 (visibility paper, eq. 7), over the
+          labelled joints only: v = 1 is occluded, v = 2 visible, and v = 0 (unlabelled, or outside the crop)
+          takes no part.
 """
 
 from __future__ import annotations
@@ -91,6 +93,18 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, size
     return err.sum() / (2.0 * mask.float().sum().clamp(min=1.0))
 
 
+def visibility_loss(logits: torch.Tensor, flags: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy of float[B, K] visibility logits over the labelled joints of flags float[B, K].
+
+    The visibility paper counts unlabelled joints (v = 0) as occluded (its footnote 1); we leave them out:
+    a v = 0 joint may be outside the crop, hidden beyond guessing or just not clicked, so its label is
+    unknown and either guess would teach VisNet something the image may not show.
+    """
+    labelled = (flags > 0).float()
+    per_joint = F.binary_cross_entropy_with_logits(logits.float(), (flags == 2).float(), reduction="none")
+    return (per_joint * labelled).sum() / labelled.sum().clamp(min=1.0)
+
+
 @dataclass
 class LossParts:
     total: torch.Tensor
@@ -143,8 +157,7 @@ class PoseLoss(nn.Module):
             parts["ls"] = 0.5 * ((pred_s - gt_s) ** 2).mean()
             total = total + alpha * parts["ls"]
         if cfg.visibility_weight > 0 and out.get("visibility_logits") is not None:
-            label = (batch["flags"] == 2).float()
-            parts["lvis"] = F.binary_cross_entropy_with_logits(out["visibility_logits"].float(), label)
+            parts["lvis"] = visibility_loss(out["visibility_logits"], batch["flags"])
             total = total + cfg.visibility_weight * parts["lvis"]
         return LossParts(total, parts)
 

@@ -94,6 +94,32 @@ def test_resume_after_the_process_is_killed(tmp_path, cpu_config, tiny_overrides
     assert (state.epoch, state.iteration) == (1, 3)  # no step done twice, none skipped
 
 
+def test_a_few_steps_with_visibility_reasoning_switch_the_mask_and_read_at_the_body_centre(
+        tmp_path, cpu_config, tiny_overrides, capsys, monkeypatch):
+    from train.build import PoseForward
+
+    given = []  # what each training step handed the model besides the image
+    call = PoseForward.__call__
+
+    def spy(self, net, batch):
+        given.append((self.teacher_force, self.centers, tuple(batch["body_center"].shape)))
+        return call(self, net, batch)
+
+    monkeypatch.setattr(PoseForward, "__call__", spy)
+    out = tmp_path / "vis"
+    state = commands.fit(cpu_config, tiny_overrides(out, **{
+        "model.params.visibility": "{enabled: true, dim: 32}", "model.body_center.source": "visible_joints",
+        "solver.visibility_teacher_epochs": 1, "solver.eval_every": 0}))
+    assert state.iteration == 2
+    assert "visibility mask: ground truth for 1 epoch, then VisNet's prediction" in capsys.readouterr().err
+    # Epoch 1 with the ground-truth mask, epoch 2 with VisNet's; both with the joints' body centre.
+    assert given == [(True, True, (2, 2)), (False, True, (2, 2))]
+    rows = read_csv(out / "log.csv")
+    assert all(float(r["loss.lvis"]) > 0 for r in rows)
+    model, cfg = load_checkpoint(out / "last.pt")
+    assert model.gcn.visibility is not None and cfg["visibility"]["enabled"]
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run([sys.executable, "-m", "train", *args], cwd=ROOT, capture_output=True, text=True,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from posecore.skeleton import COCO17, CROWDPOSE14
 from train.config import LossConfig, StructureLossConfig
-from train.losses import PoseLoss, joints_mse, limb_graph, masked_l1, structure_alpha, structure_heatmaps
+from train.losses import (PoseLoss, joints_mse, limb_graph, masked_l1, structure_alpha, structure_heatmaps,
+                          visibility_loss)
 
 
 def test_joints_mse_ignores_zero_weight_joints():
@@ -122,3 +124,26 @@ def test_too_few_stage_weights_is_a_config_error():
     loss = PoseLoss(LossConfig(pose_stage_weights=[1.0]), COCO17, (48, 64))
     with pytest.raises(Exception, match="pose_stage_weights"):
         loss(fake_output(stages=3), fake_batch())
+
+
+def test_visibility_loss_leaves_unlabelled_joints_out():
+    flags = torch.tensor([[2.0, 1.0, 0.0, 2.0]])
+    logits = torch.tensor([[1.0, -0.5, 0.3, 2.0]])
+    base = float(visibility_loss(logits, flags))
+    moved_unlabelled = logits.clone()
+    moved_unlabelled[0, 2] = -7.0
+    assert float(visibility_loss(moved_unlabelled, flags)) == pytest.approx(base, abs=0)
+    moved_occluded = logits.clone()
+    moved_occluded[0, 1] = 3.0  # an occluded (v = 1) joint now predicted visible: the loss grows
+    assert float(visibility_loss(moved_occluded, flags)) > base + 0.5
+    # The mean is over the three labelled joints: v = 2 -> label 1, v = 1 -> label 0.
+    want = sum(float(F.binary_cross_entropy_with_logits(torch.tensor(x), torch.tensor(y)))
+               for x, y in ((1.0, 1.0), (-0.5, 0.0), (2.0, 1.0))) / 3
+    assert base == pytest.approx(want, rel=1e-6)
+
+
+def test_visibility_loss_of_a_crop_without_labels_is_zero_not_nan():
+    logits = torch.randn(2, 5, requires_grad=True)
+    loss = visibility_loss(logits, torch.zeros(2, 5))
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and logits.grad.abs().max() == 0

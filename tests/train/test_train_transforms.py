@@ -233,3 +233,21 @@ def test_targets_put_heatmap_peaks_on_joints_and_other_people(coco):
                     hx, hy = np.round(((x + 0.5) * 48 / SIZE[0] - 0.5, (y + 0.5) * 64 / SIZE[1] - 0.5)).astype(int)
                     assert t["multi_heatmaps"][j, hy, hx] > 0.7
         assert t["image"].shape == (3, SIZE[1], SIZE[0]) and abs(float(t["image"].mean())) < 3
+
+
+def test_targets_carry_the_body_centre_of_the_joints_left_visible(coco):
+    codec = HeatmapCodec(SIZE, (48, 64))
+    rng = np.random.default_rng(3)
+    steps = Compose([CenterScale(SIZE), AffineCrop(SIZE), MaskJoints(prob=1.0, max_joints=3)])
+    sources = set()
+    for sample in raw_samples(coco):
+        s = steps(sample, rng)
+        t = EncodeTargets(codec, center_min_joints=10)(s)
+        visible = t["flags"] == 2  # after the masks: a joint under a block no longer counts
+        if visible.sum() >= 10:
+            np.testing.assert_allclose(t["body_center"], s.keypoints[visible, :2].mean(0), rtol=1e-5)
+            sources.add("joints")
+        else:
+            np.testing.assert_allclose(t["body_center"], 0.5 * (s.box[:2] + s.box[2:]), rtol=1e-5)
+            sources.add("box")
+    assert sources == {"joints", "box"}
