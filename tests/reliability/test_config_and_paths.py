@@ -33,8 +33,8 @@ def clip(tmp_path_factory):
     ("tracker:\n  max_lots: 3\n", "tracker.max_lots: unknown key"),
     ("pose:\n  weight: a.pt\n", "pose.weight: unknown key"),
     # wrong types
-    ("detector:\n  imgsz: big\n", "detector.imgsz: expected an integer"),
-    ("detector:\n  imgsz: 320.5\n", "detector.imgsz: expected an integer"),
+    ("detector:\n  imgsz: big\n", "detector.imgsz: expected int or 'auto', got 'big'"),
+    ("detector:\n  imgsz: 320.5\n", "detector.imgsz: expected int or 'auto'"),
     ("detector:\n  half: 'yes please'\n", "detector.half: expected true or false"),
     ("detector:\n  conf: [0.1]\n", "detector.conf: expected a number"),
     ("tracker: 5\n", "tracker: expected a mapping"),
