@@ -81,7 +81,7 @@ def test_missing_config_and_a_folder_as_config(cli_main, clip, tmp_path):
     ("tracker.", "expected KEY=VALUE"),
     ("noequals", "expected KEY=VALUE"),
     ("detector=3", "detector: expected a mapping"),
-    ("detector.imgsz.x=3", "detector.imgsz: expected an integer"),
+    ("detector.imgsz.x=3", "detector.imgsz: expected int or 'auto'"),
     ("tracker.min_hits=0", "tracker.min_hits: must be >= 1"),
     ("detector.max_det=1e3", "detector.max_det: expected an integer"),
     ("workers=99", "workers: must be <= 16"),
