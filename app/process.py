@@ -168,7 +168,8 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
     frames = limit_frames(source, opts.max_frames)
     choice = None
     if pipeline is None:
-        pipeline, frames, choice = pipeline_for_source(config, frames, _recorded_imgsz(earlier))
+        recorded = SizeChoice.from_record((earlier or {}).get("auto_imgsz"))
+        pipeline, frames, choice = pipeline_for_source(config, frames, recorded)
     if choice is not None:
         settings["auto_imgsz"] = choice.as_record()
     pipeline.reset()
@@ -210,13 +211,6 @@ def _resume_point(opts: ProcessOptions, source: FrameSource, paths: dict[str, Pa
     if opts.resume:
         log.warning("nothing to resume in %s; starting from the first frame", paths["run"].parent)
     return 0, None
-
-
-def _recorded_imgsz(earlier: dict | None) -> int | None:
-    """The input size an earlier run chose for ``detector.imgsz: auto`` (None: it recorded none)."""
-    record = (earlier or {}).get("auto_imgsz")
-    size = record.get("imgsz") if isinstance(record, dict) else None
-    return size if isinstance(size, int) and not isinstance(size, bool) and 32 <= size <= 4096 else None
 
 
 def _open_sinks(opts: ProcessOptions, source: FrameSource, skeleton: str, paths: dict[str, Path], stem: str,

@@ -51,6 +51,18 @@ class SizeChoice:
         return {"imgsz": self.imgsz, "reason": self.reason, "people": self.people,
                 "median_height": None if self.median_height is None else round(self.median_height, 1)}
 
+    @classmethod
+    def from_record(cls, record: object) -> SizeChoice | None:
+        """The choice :meth:`as_record` wrote, or None for anything else (a record edited or damaged)."""
+        if not isinstance(record, dict):
+            return None
+        size, reason, people, median = (record.get(k) for k in ("imgsz", "reason", "people", "median_height"))
+        if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= 4096:
+            return None
+        return cls(size, reason if isinstance(reason, str) else "recorded",
+                   people if isinstance(people, int) and not isinstance(people, bool) else 0,
+                   float(median) if isinstance(median, (int, float)) and not isinstance(median, bool) else None)
+
 
 def base_size(imgsz: int | str) -> int:
     """The size to run where no choice per source is made: ``auto`` is the base."""

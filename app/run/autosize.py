@@ -22,30 +22,26 @@ def with_imgsz(config: PipelineConfig, imgsz: int) -> PipelineConfig:
     return replace(config, detector=replace(config.detector, imgsz=imgsz))
 
 
-def pipeline_for_source(config: PipelineConfig, frames: Iterable[Frame], recorded: int | None = None
+def pipeline_for_source(config: PipelineConfig, frames: Iterable[Frame], recorded: SizeChoice | None = None
                         ) -> tuple[Pipeline, Iterator[Frame], SizeChoice | None]:
     """The pipeline for ``config`` and the source's ``frames`` (to be used instead of ``frames``), and the
-    input size chosen when ``config`` says ``auto`` (else None). ``recorded``: the size an earlier run of
-    this source chose, kept as it is (a resume)."""
+    input size chosen when ``config`` says ``auto`` (else None). ``recorded``: the choice an earlier run of
+    this source made, kept as it is (a resume)."""
     frames = iter(frames)
     if config.detector.imgsz != AUTO:
         return Pipeline.from_config(config), frames, None
-    fixed = fixed_choice(config.stills, config.passes.extra)
-    if recorded is not None:
-        choice = SizeChoice(int(recorded), "as the earlier run of this source chose")
-    elif fixed is not None:
-        choice = fixed
-    else:
+    choice = recorded or fixed_choice(config.stills, config.passes.extra)
+    pipeline = None
+    if choice is None:
         head = list(itertools.islice(frames, PROBE_FRAMES))
         frames = itertools.chain(head, frames)
         pipeline = Pipeline.from_config(with_imgsz(config, BASE))
         choice = probe(lambda size: _detect_at(pipeline, config, size), [f.image for f in head])
-        if choice.imgsz == BASE:
-            log.info("input size %d (auto: %s)", choice.imgsz, choice.reason)
-            return pipeline, frames, choice
-    log.info("input size %d (auto: %s)", choice.imgsz, choice.reason)
-    return Pipeline.from_config(with_imgsz(config, choice.imgsz)), frames, choice
-
+    again = ", as the earlier run chose" if choice is recorded else ""
+    log.info("input size %d (auto%s: %s)", choice.imgsz, again, choice.reason)
+    if pipeline is None or choice.imgsz != BASE:
+        pipeline = Pipeline.from_config(with_imgsz(config, choice.imgsz))
+    return pipeline, frames, choice
 
 def _detect_at(pipeline: Pipeline, config: PipelineConfig, size: int):
     """A single-pass detect function at ``size``: the pipeline's own base detector at the base size (its

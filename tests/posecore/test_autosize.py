@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.arguments import imgsz_arg
-from posecore.autosize import LARGE_MAX, SMALL_PX, choose_imgsz, fixed_choice, larger_size, probe
+from posecore.autosize import LARGE_MAX, SMALL_PX, SizeChoice, choose_imgsz, fixed_choice, larger_size, probe
 from posecore.config import from_dict
 from posecore.detector import DetectorConfig
 from posecore.errors import ConfigError
@@ -29,6 +29,13 @@ def test_small_people_on_a_large_source_get_a_larger_size():
     assert choice.imgsz == LARGE_MAX and choice.median_height == 80.0 and "small" in choice.reason
     # capped by the source's long side, a multiple of 32
     assert choose_imgsz(np.array([60.0]), 800, 1000).imgsz == 992
+
+
+def test_the_choice_reads_back_from_its_record():
+    choice = choose_imgsz(np.array([60.0, 80.0, 90.0]), *HD)
+    assert SizeChoice.from_record(choice.as_record()) == choice
+    for damaged in (None, [], {"imgsz": "big"}, {"imgsz": True}, {"imgsz": 8}):
+        assert SizeChoice.from_record(damaged) is None
 
 
 def test_large_people_or_small_sources_keep_the_base():

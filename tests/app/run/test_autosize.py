@@ -59,7 +59,8 @@ def test_resume_keeps_the_recorded_choice(tmp_path, built):
     built["height"] = 400.0  # measured again, these frames would now give 640: the record decides
     summary = run(tmp_path, config=cfg, resume=True)
     assert built["sizes"] == [1280] and summary.imgsz.imgsz == 1280 and summary.resumed_from > 0
-    assert json.loads((tmp_path / "crowd.run.json").read_text())["auto_imgsz"]["imgsz"] == 1280
+    record = json.loads((tmp_path / "crowd.run.json").read_text())["auto_imgsz"]
+    assert record["imgsz"] == 1280 and "small" in record["reason"]  # the first run's record, whole
     assert [r["frame"] for r in read_jsonl(tmp_path / "crowd.jsonl")] == list(range(FRAMES))
     # a fresh run measures again
     built["sizes"].clear()
@@ -71,3 +72,13 @@ def test_a_fixed_size_is_not_measured(tmp_path, built):
     cfg.detector.imgsz = 960
     assert run(tmp_path, config=cfg).imgsz is None and built["sizes"] == [960]
     assert "auto_imgsz" not in json.loads((tmp_path / "crowd.run.json").read_text())
+
+
+def test_a_damaged_record_is_measured_again(tmp_path, built):
+    run(tmp_path, max_frames=2)
+    path = tmp_path / "crowd.run.json"
+    record = json.loads(path.read_text())
+    record["auto_imgsz"] = {"imgsz": "huge"}
+    path.write_text(json.dumps(record))
+    built["sizes"].clear()
+    assert run(tmp_path, resume=True).imgsz.imgsz == 1280 and built["sizes"] == [640, 1280]
