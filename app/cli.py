@@ -105,7 +105,8 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
                    help="OpenVINO precision (default fp32; int8 after `occlupose export --precision int8`)")
     p.add_argument("--quality", choices=list(QUALITY_PRESETS),
                    help="extra inference passes: fast (one pass, at 640 unless --imgsz is given), balanced (the "
-                        "default: with the flip test), best (flip test, zoom-in on small or doubtful people, 2x2 tiles); sets passes.*, see README")
+                        "default: with the flip test), best (flip test, zoom-in on small or doubtful people, 2x2 "
+                        "tiles); sets passes.*, see README")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any setting, e.g. --set tracker.max_lost=60 (repeatable)")
 
