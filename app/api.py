@@ -73,11 +73,12 @@ def track(source: str | int | Path | FrameSource, *, max_frames: int | None = No
 
 def _results(source, opts, source_config, max_frames: int | None, stream_timeout_s: float) -> Iterator[FrameResult]:
     from app.process import limit_frames
+    from app.run.autosize import pipeline_for_source
 
     src = source if isinstance(source, FrameSource) else open_source(source, timeout_s=stream_timeout_s)
     try:
-        pipeline = Pipeline.from_config(source_config(opts, src))
-        yield from pipeline.stream(limit_frames(src, max_frames))
+        pipeline, frames, _ = pipeline_for_source(source_config(opts, src), limit_frames(src, max_frames))
+        yield from pipeline.stream(frames)
     finally:
         if src is not source:
             src.close()

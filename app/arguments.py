@@ -21,3 +21,17 @@ def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
         return v
 
     return parse
+
+
+
+def imgsz_arg(text: str) -> int | str:
+    """An argparse type for ``--imgsz``: ``auto`` or a whole number from 32 to 4096."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number, got {text!r}") from None
+    if not 32 <= v <= 4096:
+        raise argparse.ArgumentTypeError(f"must be auto or between 32 and 4096, got {v}")
+    return v

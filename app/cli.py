@@ -15,8 +15,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from app.arguments import whole_number
+from app.arguments import imgsz_arg, whole_number
 from app.run.pipeline import PipelineConfig
+from posecore.autosize import BASE
 from posecore.config import apply_overrides, dotted_keys, from_dict, load_yaml
 from posecore.errors import ConfigError, OccluposeError
 from posecore.multiscale import QUALITY_PRESETS, preset
@@ -92,7 +93,8 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     """Flags shared by every command that runs the pipeline; they override --config."""
     p.add_argument("--config", help="YAML with pipeline settings (see configs/pipeline.yaml)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    p.add_argument("--imgsz", type=int, help="detector input size (default 640)")
+    p.add_argument("--imgsz", type=imgsz_arg,
+                   help="detector input size, 32-4096, or auto (the default: chosen per source, see README)")
     p.add_argument("--conf", type=float, help="minimum person score (default 0.1)")
     p.add_argument("--pose", choices=["yolo", "dag"], help="pose backend (default yolo)")
     p.add_argument("--weights", help="pose checkpoint for --pose dag")
@@ -102,8 +104,9 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["fp32", "bf16", "int8"],
                    help="OpenVINO precision (default fp32; int8 after `occlupose export --precision int8`)")
     p.add_argument("--quality", choices=list(QUALITY_PRESETS),
-                   help="extra inference passes: fast (one pass), balanced (the default: with the flip test), "
-                        "best (flip test, zoom-in on small or doubtful people, 2x2 tiles); sets passes.*, see README")
+                   help="extra inference passes: fast (one pass, at 640 unless --imgsz is given), balanced (the "
+                        "default: with the flip test), best (flip test, zoom-in on small or doubtful people, 2x2 "
+                        "tiles); sets passes.*, see README")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any setting, e.g. --set tracker.max_lost=60 (repeatable)")
 
@@ -129,6 +132,8 @@ def pipeline_settings(args: argparse.Namespace) -> dict:
     if getattr(args, "quality", None):
         for key, value in preset(args.quality).items():
             _set(data, f"passes.{key}", value)
+        if args.quality == "fast" and "imgsz" not in (data.get("detector") or {}):
+            _set(data, "detector.imgsz", BASE)  # fast: the one 640 pass of earlier versions, unless sized
     return apply_overrides(data, overrides)
 
 
@@ -150,6 +155,8 @@ def _run_process(args: argparse.Namespace, source: str, default_outdir: str) -> 
     resumed = f" (resumed at frame {summary.resumed_from})" if summary.resumed_from else ""
     print(f"processed {done} frames{resumed} in {summary.seconds:.1f} s ({summary.fps:.1f} frames/s), "
           f"{summary.track_ids} track IDs")
+    if summary.imgsz is not None:
+        print(f"  input size {summary.imgsz.imgsz} (auto: {summary.imgsz.reason})")
     for kind, path in summary.outputs.items():
         if path.exists():
             print(f"  {kind:9s} {path}")

@@ -4,7 +4,8 @@ as frames complete, with the run layer (``app.run``: pipeline, sinks, run loop, 
 Outputs in OUTDIR, named after the source (STEM): STEM.jsonl (a record per frame), STEM.csv (a row per
 tracked joint), STEM.mp4 (annotated video; for image folders, annotated images in STEM_annotated/),
 STEM.coco.json (COCO keypoint results with track_id, written when the run completes) and
-STEM.run.json (the settings, used by --resume; see ``app.run.resume``).
+STEM.run.json (the settings, used by --resume; see ``app.run.resume``; with ``detector.imgsz: auto``, also
+the input size chosen for the source and why, under ``auto_imgsz``).
 
 Faults: a frame's results go to every output or to none (SIGINT and SIGTERM wait for the frame being
 written), so after an interrupt, a full disk or a source that fails, every file holds the same complete
@@ -22,12 +23,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from app.run.autosize import pipeline_for_source
 from app.run.loop import Outcome, close_all, run_loop
 from app.run.names import safe_stem, source_stem
 from app.run.pipeline import Pipeline, PipelineConfig
 from app.run.progress import progress_bar
 from app.run.resume import RUN_FILE_VERSION, check_resume, frames_done, replayed_then_fresh
 from app.run.sinks import AnnotatedSink, CocoSink, CsvSink, JsonlSink, Sink
+from posecore.autosize import SizeChoice
 from posecore.config import dotted_keys, from_dict, to_dict
 from posecore.draw import DrawOptions
 from posecore.errors import OccluposeError, OutputError, SourceError
@@ -67,6 +70,7 @@ class ProcessSummary:
     track_ids: int
     outputs: dict[str, Path]
     skipped: list[str] = field(default_factory=list)  # unreadable images of a folder source
+    imgsz: SizeChoice | None = None  # the input size chosen for the source (detector.imgsz: auto)
 
     @property
     def fps(self) -> float:
@@ -160,9 +164,14 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
     }
     config = source_config(opts, source)
     settings = _settings(opts, config, source)
-    start = _resume_point(opts, source, paths, settings)
+    start, earlier = _resume_point(opts, source, paths, settings)
+    frames = limit_frames(source, opts.max_frames)
+    choice = None
     if pipeline is None:
-        pipeline = Pipeline.from_config(config)
+        recorded = SizeChoice.from_record((earlier or {}).get("auto_imgsz"))
+        pipeline, frames, choice = pipeline_for_source(config, frames, recorded)
+    if choice is not None:
+        settings["auto_imgsz"] = choice.as_record()
     pipeline.reset()
     # The last frames written were smoothed with the frames after them only if the earlier run went on
     # past them; redo them, so that a resumed run gives exactly the results of one run straight through.
@@ -174,7 +183,6 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
     if opts.max_frames is not None:
         total = min(total, opts.max_frames) if total else opts.max_frames
     t_start = time.perf_counter()
-    frames = limit_frames(source, opts.max_frames)
     num_joints = get_skeleton(pipeline.skeleton).num_joints
     results = replayed_then_fresh(pipeline, frames, paths["jsonl"], start, num_joints)
     outcome = run_loop(results, sinks, pipeline.flush, progress_bar(total, stem, opts.progress), source.is_live)
@@ -187,19 +195,22 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
     if source.damage:
         # Every output is complete for the readable part; the exit status still says the input was bad.
         raise SourceError(f"{source.damage}; results for the {outcome.frames} readable frames are in {outdir}")
-    return ProcessSummary(outcome.frames, start, time.perf_counter() - t_start, len(outcome.track_ids), paths, skipped)
+    return ProcessSummary(outcome.frames, start, time.perf_counter() - t_start, len(outcome.track_ids), paths, skipped,
+                          choice)
 
 
-def _resume_point(opts: ProcessOptions, source: FrameSource, paths: dict[str, Path], settings: dict) -> int:
-    """The first frame an earlier run in the folder did not finish (0 without ``--resume``)."""
+def _resume_point(opts: ProcessOptions, source: FrameSource, paths: dict[str, Path],
+                  settings: dict) -> tuple[int, dict | None]:
+    """The first frame an earlier run in the folder did not finish (0 without ``--resume``), and that run's
+    record (None without ``--resume``)."""
     if opts.resume and source.is_live:
         raise OccluposeError(f"cannot resume: {source.name} is live (camera or stream); --resume needs a file or folder")
     if opts.resume and paths["run"].exists():
-        check_resume(paths["run"], settings)
-        return frames_done(paths["jsonl"])
+        earlier = check_resume(paths["run"], settings)
+        return frames_done(paths["jsonl"]), earlier
     if opts.resume:
         log.warning("nothing to resume in %s; starting from the first frame", paths["run"].parent)
-    return 0
+    return 0, None
 
 
 def _open_sinks(opts: ProcessOptions, source: FrameSource, skeleton: str, paths: dict[str, Path], stem: str,

@@ -31,6 +31,8 @@ def option(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=
 
 
 def _type_name(tp) -> str:
+    if get_origin(tp) is Literal:
+        return " or ".join(repr(c) for c in get_args(tp))
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 

@@ -22,10 +22,12 @@ import warnings
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
+from .autosize import base_size
 from .config import from_dict, option
 from .device import resolve_device
 from .errors import ConfigError, WeightsError
@@ -50,7 +52,10 @@ def bundled_weights() -> Path:
 @dataclass
 class DetectorConfig:
     weights: str | None = option(None, help="YOLO .pt path; default: bundled yolo11n-pose")
-    imgsz: int = option(640, ge=32, le=4096, help="inference size (longest side), multiple of 32")
+    imgsz: int | Literal["auto"] = option(
+        "auto", ge=32, le=4096, help="inference size (longest side), multiple of 32; auto: chosen per source from "
+                                     "its resolution and the people of its first frames (640 where no source is "
+                                     "known, e.g. still images)")
     conf: float = option(0.1, gt=0.0, le=1.0, help="minimum person score kept (the tracker splits high/low)")
     iou: float = option(0.7, gt=0.0, le=1.0, help="NMS IoU threshold")
     max_det: int = option(100, ge=1, le=1000)
@@ -134,7 +139,7 @@ class Detector:
     def from_config(cls, cfg: DetectorConfig | dict) -> "Detector":
         if isinstance(cfg, dict):
             cfg = from_dict(DetectorConfig, cfg, "detector")
-        return cls(cfg.weights, cfg.imgsz, cfg.conf, cfg.iou, cfg.max_det, cfg.device, cfg.half,
+        return cls(cfg.weights, base_size(cfg.imgsz), cfg.conf, cfg.iou, cfg.max_det, cfg.device, cfg.half,
                    runtime=cfg.runtime, precision=cfg.precision)
 
     @property

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from posecore.autosize import AUTO, PROBE_FRAMES, fixed_choice, probe
 from posecore.config import from_dict, load_yaml, option
 from posecore.detector import Detector, DetectorConfig
 from posecore.errors import ConfigError
@@ -62,10 +63,13 @@ def load_config(path: str | Path) -> QualityEvalConfig:
     return cfg
 
 
-def build(setting: dict, cache: dict[int, Detector], frozen: bool) -> MultiPassDetector | Detector:
+def build(setting: dict, cache: dict[int, Detector], frozen: bool,
+          video: list[np.ndarray] | None = None) -> MultiPassDetector | Detector:
     """The detector of one setting; base detectors are shared between settings with the same input size.
     ``frozen``: TorchScript graphs as the pipeline runs them, traced once per input shape, so for videos
-    only (photos of many shapes would spend their time tracing; the numbers are the same)."""
+    only (photos of many shapes would spend their time tracing; the numbers are the same). ``imgsz: auto``
+    is chosen on the first frames of ``video`` as ``occlupose process`` chooses it; on photos (no
+    ``video``) it is the base size, as for an image folder."""
     dcfg = from_dict(DetectorConfig, {"device": "cpu", **(setting.get("detector") or {})}, "detector")
     pcfg = from_dict(PassesConfig, {**preset("fast"), **(setting.get("passes") or {})}, "passes")
 
@@ -75,7 +79,11 @@ def build(setting: dict, cache: dict[int, Detector], frozen: bool) -> MultiPassD
                                     frozen=frozen)
         return cache[imgsz]
 
-    base = get(dcfg.imgsz)
+    imgsz = dcfg.imgsz
+    if imgsz == AUTO:
+        fixed = fixed_choice(not video, pcfg.extra)
+        imgsz = fixed.imgsz if fixed else probe(lambda size: get(size).detect, video[:PROBE_FRAMES]).imgsz
+    base = get(imgsz)
     if not pcfg.active:
         return base
     return MultiPassDetector(base, pcfg, get(pcfg.extra_imgsz) if pcfg.extra == "scale" else None)
@@ -172,8 +180,9 @@ def evaluate_quality(config: str | Path, only: list[str] | None = None, speed: b
     if speed:
         for v in cfg.videos:
             frozen: dict[int, Detector] = {}
-            timed = {n: build(cfg.settings[n], frozen, frozen=True) for n in names}
-            sp[Path(v).name] = cost(timed, video_frames(Path(v), cfg.frames), cfg.repeats)
+            frames = video_frames(Path(v), max(cfg.frames, PROBE_FRAMES))
+            timed = {n: build(cfg.settings[n], frozen, frozen=True, video=frames) for n in names}
+            sp[Path(v).name] = cost(timed, frames[:cfg.frames], cfg.repeats)
     for line in table(names, scores, sets, sp):
         out(line)
     report = {"settings": {n: cfg.settings[n] for n in names}, "scores": scores, "speed": sp}

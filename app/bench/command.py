@@ -27,8 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from app.run.autosize import with_imgsz
 from app.run.pipeline import Pipeline, PipelineConfig, available_cores, torch_threads
 from app.run.progress import progress_bar
+from posecore.autosize import base_size
 from posecore.errors import ConfigError, OccluposeError
 from posecore.io.sources import VideoFileSource, open_source
 
@@ -88,6 +90,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from app.cli import pipeline_config
 
     cfg = pipeline_config(args)
+    # One input size for every contender and video: Ultralytics races at the size occlupose runs.
+    cfg = with_imgsz(cfg, base_size(cfg.detector.imgsz))
     if not args.videos and not args.mot:
         raise OccluposeError("bench: give at least one VIDEO or --mot SEQ")
     if args.mot:  # ground-truth identity scores (app.bench.mot)

@@ -44,8 +44,9 @@ def _replayable(rec: dict) -> bool:
         return False
 
 
-def check_resume(run_file: Path, settings: dict) -> None:
-    """Raise OccluposeError unless ``settings`` are those the earlier run recorded in ``run_file``."""
+def check_resume(run_file: Path, settings: dict) -> dict:
+    """The earlier run's record in ``run_file``; raises OccluposeError unless ``settings`` are those it
+    recorded."""
     try:
         old = json.loads(run_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -60,6 +61,7 @@ def check_resume(run_file: Path, settings: dict) -> None:
     if old.get("source_size") is not None and old.get("source_size") != settings["source_size"]:
         raise OccluposeError(f"cannot resume: {settings['source']} has changed since the earlier run; "
                              "run again without --resume")
+    return old
 
 
 def _first_difference(a, b, prefix: str = "") -> str:

@@ -1,0 +1,51 @@
+"""The pipeline for one source, with ``detector.imgsz: auto`` resolved on its first frames
+(:mod:`posecore.autosize`): those frames are read ahead, measured and then handed on, so nothing is decoded
+twice and live sources work too."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+
+from posecore.autosize import AUTO, BASE, PROBE_FRAMES, SizeChoice, fixed_choice, probe
+from posecore.detector import Detector
+from posecore.io.sources import Frame
+
+from .pipeline import Pipeline, PipelineConfig
+
+log = logging.getLogger("occlupose")
+
+
+def with_imgsz(config: PipelineConfig, imgsz: int) -> PipelineConfig:
+    return replace(config, detector=replace(config.detector, imgsz=imgsz))
+
+
+def pipeline_for_source(config: PipelineConfig, frames: Iterable[Frame], recorded: SizeChoice | None = None
+                        ) -> tuple[Pipeline, Iterator[Frame], SizeChoice | None]:
+    """The pipeline for ``config`` and the source's ``frames`` (to be used instead of ``frames``), and the
+    input size chosen when ``config`` says ``auto`` (else None). ``recorded``: the choice an earlier run of
+    this source made, kept as it is (a resume)."""
+    frames = iter(frames)
+    if config.detector.imgsz != AUTO:
+        return Pipeline.from_config(config), frames, None
+    choice = recorded or fixed_choice(config.stills, config.passes.extra)
+    pipeline = None
+    if choice is None:
+        head = list(itertools.islice(frames, PROBE_FRAMES))
+        frames = itertools.chain(head, frames)
+        pipeline = Pipeline.from_config(with_imgsz(config, BASE))
+        choice = probe(lambda size: _detect_at(pipeline, config, size), [f.image for f in head])
+    again = ", as the earlier run chose" if choice is recorded else ""
+    log.info("input size %d (auto%s: %s)", choice.imgsz, again, choice.reason)
+    if pipeline is None or choice.imgsz != BASE:
+        pipeline = Pipeline.from_config(with_imgsz(config, choice.imgsz))
+    return pipeline, frames, choice
+
+def _detect_at(pipeline: Pipeline, config: PipelineConfig, size: int):
+    """A single-pass detect function at ``size``: the pipeline's own base detector at the base size (its
+    extra passes left out: the rule reads one plain pass), a new one otherwise."""
+    if size == BASE:
+        return getattr(pipeline.detector, "base", pipeline.detector).detect
+    return Detector.from_config(replace(config.detector, imgsz=size)).detect
