@@ -193,7 +193,7 @@ def bench_video(video: str, pipeline: Pipeline, cfg: PipelineConfig, args, out: 
         ov_args = {k: v for k, v in track_args.items() if k not in ("half", "quantize")}
         contenders += [UltralyticsContender(key, label, yaml, load_ultralytics_openvino(detector.weights,
                                                                                         cfg.detector.imgsz),
-                                            video, args.frames, ov_args, args.ultralytics_threads)
+                                            video, args.frames, ov_args, args.ultralytics_threads, runtime="openvino")
                        for key, (yaml, label) in ULTRALYTICS_OPENVINO.items()]
     occ = OccluposeContender(pipeline, video, args.frames, video_out)
     contenders.append(occ)

@@ -86,8 +86,9 @@ class UltralyticsContender:
     """``YOLO.track`` on each decoded frame, as a user of Ultralytics would run it."""
 
     def __init__(self, name: str, label: str, tracker: str, model, video: str, max_frames: int | None,
-                 predict_args: dict, threads: int | None):
+                 predict_args: dict, threads: int | None, runtime: str = "torch"):
         self.model = model
+        self.runtime = runtime
         self.tracker = tracker
         self.args = predict_args
         self.frames = limited(video, max_frames)
@@ -108,6 +109,8 @@ class UltralyticsContender:
         if self.threads is None:
             self.threads = torch.get_num_threads()  # what Ultralytics chose when it set up its predictor
         self.stats.threads = f"{self.threads} torch thread{'s' * (self.threads > 1)}"
+        if self.runtime == "openvino":  # the network runs on OpenVINO's own threads, as Ultralytics configures them
+            self.stats.threads = "OpenVINO's threads (Ultralytics' LATENCY hint); " + self.stats.threads + " for the rest"
         return True
 
     def run(self, n: int) -> int:
