@@ -134,8 +134,9 @@ def fit(config: str | Path | None, overrides: Sequence[str] = (), out: Print = _
                 what = (f"{len(loader.dataset.pairs)} real and {loader.dataset.pasted} pasted pairs, the DAG "
                         f"{'fine-tuned' if model.fine_tune else 'frozen'}")
                 name = f"couplegraph ({model.couple.feat_channels} feature channels) on {model.dag.config['name']}"
-            n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
-            say(f"model {name} ({n_train / 1e6:.2f} M trained parameters), "
+            n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            trained = " trained" if isinstance(model, DagPairNet) else ""  # the frozen DAG's are not counted
+            say(f"model {name} ({n_params / 1e6:.2f} M{trained} parameters), "
                 f"{what}, {trainer.iters_per_epoch()} steps/epoch x {cfg.solver.epochs} epochs on {device}"
                 + (f" x {dist_info.world_size} processes" if dist_info.enabled else ""))
         try:
