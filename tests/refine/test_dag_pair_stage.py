@@ -118,3 +118,13 @@ def test_refine_moves_paired_people_only_and_swaps_with_them():
     np.testing.assert_allclose(swapped.keypoints[order], out.keypoints, atol=1e-3)
     with pytest.raises(ValueError, match="reads 4 feature channels"):
         stage.refine(np.zeros((8, 8, 3), np.uint8), poses, None)
+
+
+def test_process_with_missing_pair_weights_is_one_line_and_a_failure(ckpts, demo_clip, tmp_path, capsys):
+    from app.cli import main
+
+    code = main(["process", str(demo_clip), "-o", str(tmp_path / "out"), "--pose", "dag", "--weights",
+                 str(ckpts["dag"]), "--pair-weights", str(ckpts["missing"]), "--max-frames", "1", "--no-video", "-q",
+                 "--runtime", "torch", "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "not found" in err[0] and "nothing_here.pt" in err[0]
