@@ -5,7 +5,7 @@ conversions of results to the JSONL record, NumPy arrays and a per-joint pandas 
 Settings are the keys of ``--set`` (``configs/pipeline.yaml``, ``configs/tracker.yaml``), checked by the
 same schema: a section as a mapping (``tracker={"max_lost": 60}``), a key with ``__`` for the dot
 (``tracker__max_lost=60``), or the command line's short names (``imgsz``, ``conf``, ``device``, ``pose``,
-``weights``, ``det_weights``). A bad setting raises :class:`posecore.errors.ConfigError` (a ValueError)
+``weights``, ``pair_weights``, ``det_weights``). A bad setting raises :class:`posecore.errors.ConfigError` (a ValueError)
 with the command line's one-line message; a source that cannot be read raises ``SourceError``; both are
 ``OccluposeError``.
 """
@@ -28,7 +28,8 @@ from posecore.types import FrameResult
 
 # The command line's short flags, as settings keys.
 SHORT_KEYS = {"device": "detector.device", "imgsz": "detector.imgsz", "conf": "detector.conf",
-              "pose": "pose.backend", "weights": "pose.weights", "det_weights": "detector.weights"}
+              "pose": "pose.backend", "weights": "pose.weights", "pair_weights": "pose.pair_weights",
+              "det_weights": "detector.weights"}
 CSV_COLUMNS = ("frame", "time", "track_id", "joint", "x", "y", "confidence", "seen")
 
 

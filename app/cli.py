@@ -98,6 +98,8 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conf", type=float, help="minimum person score (default 0.1)")
     p.add_argument("--pose", choices=["yolo", "dag"], help="pose backend (default yolo)")
     p.add_argument("--weights", help="pose checkpoint for --pose dag")
+    p.add_argument("--pair-weights", help="CoupleGraph checkpoint for --pose dag's overlapping pairs "
+                                          "(default: the pair stage inside --weights, if any)")
     p.add_argument("--det-weights", help="YOLO detector weights (.pt); default: the bundled yolo11n-pose")
     p.add_argument("--runtime", choices=["auto", "torch", "openvino"],
                    help="where the detector runs (default auto: OpenVINO on CPU when it works)")
@@ -124,7 +126,8 @@ def pipeline_settings(args: argparse.Namespace) -> dict:
         if "=" not in item or not key or "" in key.split("."):
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted setting name, e.g. tracker.max_lost=60")
     for flag, key in (("device", "detector.device"), ("imgsz", "detector.imgsz"), ("conf", "detector.conf"),
-                      ("pose", "pose.backend"), ("weights", "pose.weights"), ("det_weights", "detector.weights"),
+                      ("pose", "pose.backend"), ("weights", "pose.weights"), ("pair_weights", "pose.pair_weights"),
+                      ("det_weights", "detector.weights"),
                       ("runtime", "detector.runtime"), ("precision", "detector.precision")):
         value = getattr(args, flag, None)
         if value is not None:

@@ -152,15 +152,25 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
 
     Returns ``(model, config)``.
     """
+    ckpt = read_checkpoint(path)
+    return build_from(ckpt.config, ckpt.state_dict, str(path)).to(device).eval(), ckpt.config
+
+
+def build_from(config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], where: str) -> nn.Module:
+    """The model ``config`` builds, with ``state_dict`` loaded (eval mode); ``where`` names the source in
+    the :class:`WeightsError` raised when the config does not build or the weights do not fit."""
     from .models import build_model  # models import this package's config helpers, not the other way round
 
-    ckpt = read_checkpoint(path)
+    if not isinstance(config, Mapping) or "name" not in config:
+        raise WeightsError(f"{where}: no model config naming a model")
+    if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise WeightsError(f"{where}: no valid state_dict")
     try:
-        model = build_model(ckpt.config)
+        model = build_model(dict(config))
     except ConfigError as e:
-        raise WeightsError(f"{path}: its config does not build a model: {e}") from None
-    problem = _describe_mismatch(model, ckpt.state_dict)
+        raise WeightsError(f"{where}: its config does not build a model: {e}") from None
+    problem = _describe_mismatch(model, state_dict)
     if problem:
-        raise WeightsError(f"{path}: weights do not fit {ckpt.config['name']}: {problem}")
-    model.load_state_dict(ckpt.state_dict, strict=True)
-    return model.to(device).eval(), ckpt.config
+        raise WeightsError(f"{where}: weights do not fit {config['name']}: {problem}")
+    model.load_state_dict(dict(state_dict), strict=True)
+    return model.eval()

@@ -1,6 +1,7 @@
 """``python -m train fit|eval``: train and evaluate the pose models on keypoint datasets on disk.
 
     python -m train fit  --config configs/train/coco_mini_cpu.yaml [key=value ...]
+    python -m train fit  --config configs/train/couplegraph_dag_coco.yaml --init runs/dag_w32_coco/best.pt
     torchrun --nproc_per_node=8 -m train fit --config configs/train/dag_w32_coco.yaml
     python -m train eval --config configs/train/dag_w32_coco.yaml --weights runs/dag_w32_coco/best.pt
     python -m train eval --config ... --predictions results.json      (score a COCO results file)
@@ -24,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
 
     fit = sub.add_parser("fit", help="train (resumes from OUTPUT_DIR/last_state.pt when present)")
     fit.add_argument("--config", required=True, help="training YAML (see configs/train)")
+    fit.add_argument("--init", metavar="CKPT",
+                     help="a checkpoint to start from: for a pose model its matching weights (model.init_weights); "
+                          "for CoupleGraph, the DAG whose features it reads (refiner.estimator)")
     fit.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. solver.epochs=2")
 
     ev = sub.add_parser("eval", help="keypoint AP/AR on data.val")
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "fit":
-            commands.fit(args.config, args.overrides)
+            commands.fit(args.config, args.overrides, init=args.init)
         elif args.command == "eval-pipeline":
             commands.eval_pipeline(args.config, args.overrides, weights=args.weights, output=args.output,
                                    speed=not args.no_speed)

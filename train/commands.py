@@ -18,20 +18,23 @@ from torch.utils.data import DataLoader
 from posecore.config import to_dict
 from posecore.errors import ConfigError, WeightsError
 from posecore.models.couplegraph import CoupleGraph
+from posecore.pair_stage import EXTRA_KEY, PairStage
+from posecore.weights import read_checkpoint
 
 from . import distributed
 from .build import (PoseForward, build_evaluator, build_net, build_optimizer, build_scheduler, eval_ground_truth,
                     eval_people, is_pose_model, open_split, pose_forward, train_loader)
-from .checkpoint import BEST_MODEL, LAST_MODEL
+from .checkpoint import BEST_MODEL, LAST_MODEL, save_model
 from .config import TrainConfig, load_config
 from .datasets import DatasetError, KeypointAnnotations
 from .datasets.base import read_json
-from .datasets.pairs import PairDataset, build_pairs, match_predictions
+from .datasets.pairs import PairCropDataset, PairDataset, build_pairs, match_predictions
 from .distributed import ShardSampler
 from .evaluate import evaluate_keypoints, eval_kind, format_metrics
 from .hooks import CheckpointHook, EvalHook, LoggingHook
 from .losses import PoseLoss
-from .refiner import CoupleLoss, RefinerEvaluator, couple_forward
+from .refiner import (CoupleLoss, DagPairEvaluator, DagPairNet, RefinerEvaluator, couple_forward, dag_pair_forward,
+                      save_dag_pair)
 from .trainer import HookBase, Trainer, TrainState
 
 Print = Callable[[str], None]
@@ -65,9 +68,21 @@ def metrics_lines(metrics: dict[str, float]) -> list[str]:
     return lines
 
 
-def fit(config: str | Path | None, overrides: Sequence[str] = (), out: Print = _stderr) -> TrainState:
-    """Train as configured; resume automatically from ``output_dir/last_state.pt``."""
+def _model_name(cfg: TrainConfig) -> str | None:
+    from posecore.models import load_model_config
+
+    base = dict(load_model_config(cfg.model.config)) if cfg.model.config else {}
+    return {**base, **cfg.model.params}.get("name")
+
+
+def fit(config: str | Path | None, overrides: Sequence[str] = (), out: Print = _stderr,
+        init: str | Path | None = None) -> TrainState:
+    """Train as configured; resume automatically from ``output_dir/last_state.pt``. ``init``: a checkpoint to
+    start from (``model.init_weights``), or for CoupleGraph the DAG it refines (``refiner.estimator``)."""
     cfg = load_config(config, overrides)
+    if init is not None:
+        key = "refiner.estimator" if _model_name(cfg) == "couplegraph" else "model.init_weights"
+        cfg = load_config(config, [*overrides, f"{key}={init}"])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if cfg.distill is not None:  # the YOLO-feature refiner: distilled on frames, one process
         from .distill_fit import fit_distill
@@ -81,8 +96,17 @@ def fit(config: str | Path | None, overrides: Sequence[str] = (), out: Print = _
         _seed(cfg.solver.seed, dist_info.rank)
         train_ann = open_split(cfg.data.train, "train")
         _report(train_ann, say)
-        model = build_net(cfg.model, train_ann.skeleton).to(device)
-        if is_pose_model(model):
+        save = save_model
+        if cfg.refiner.estimator is not None:
+            if _model_name(cfg) != "couplegraph":
+                raise ConfigError("refiner.estimator: only for a CoupleGraph model (model.params.name: couplegraph)")
+            model, parts = _dag_pair_parts(cfg, train_ann, device, dist_info, say)
+            save = save_dag_pair
+        else:
+            model = build_net(cfg.model, train_ann.skeleton).to(device)
+        if isinstance(model, DagPairNet):
+            pass
+        elif is_pose_model(model):
             parts = _pose_parts(cfg, train_ann, model, device, dist_info, say)
         elif isinstance(model, CoupleGraph):
             parts = _couple_parts(cfg, train_ann, device, dist_info, say)
@@ -97,14 +121,23 @@ def fit(config: str | Path | None, overrides: Sequence[str] = (), out: Print = _
         trainer.scheduler = build_scheduler(cfg.schedule, optimizer, trainer.iters_per_epoch(), cfg.solver.epochs)
         hooks = [forward] if isinstance(forward, HookBase) else []  # PoseForward switches its mask per epoch
         hooks += [] if evaluator is None else [EvalHook(evaluator, cfg.solver.eval_every)]
-        hooks += [CheckpointHook(cfg.output_dir, cfg.solver.best_metric, cfg.solver.checkpoint_every_iters, log=say),
+        hooks += [CheckpointHook(cfg.output_dir, cfg.solver.best_metric, cfg.solver.checkpoint_every_iters, log=say,
+                                 save=save),
                   LoggingHook(cfg.output_dir, cfg.solver.progress and dist_info.is_main, cfg.solver.log_every)]
         trainer.register(hooks)
         if dist_info.is_main:
             _write_config(cfg)
             what = (f"input {model.input_size[0]}x{model.input_size[1]}, {len(loader.dataset)} people"
                     if is_pose_model(model) else f"{len(loader.dataset)} pairs of overlapping people")
-            say(f"model {model.config['name']} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters), "
+            if not isinstance(model, DagPairNet):
+                name = model.config["name"]
+            else:
+                what = (f"{len(loader.dataset.pairs)} real and {loader.dataset.pasted} pasted pairs, the DAG "
+                        f"{'fine-tuned' if model.fine_tune else 'frozen'}")
+                name = f"couplegraph ({model.couple.feat_channels} feature channels) on {model.dag.config['name']}"
+            n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            trained = " trained" if isinstance(model, DagPairNet) else ""  # the frozen DAG's are not counted
+            say(f"model {name} ({n_params / 1e6:.2f} M{trained} parameters), "
                 f"{what}, {trainer.iters_per_epoch()} steps/epoch x {cfg.solver.epochs} epochs on {device}"
                 + (f" x {dist_info.world_size} processes" if dist_info.enabled else ""))
             note = _forward_note(forward, model) if isinstance(forward, PoseForward) else ""
@@ -179,6 +212,58 @@ def _couple_parts(cfg: TrainConfig, train_ann: KeypointAnnotations, device, dist
     return loader, sampler, CoupleLoss(), couple_forward, evaluator
 
 
+def _dag_pair_parts(cfg: TrainConfig, train_ann: KeypointAnnotations, device, dist_info, say: Print):
+    """The image-guided CoupleGraph on a DAG (``refiner.estimator``): the net and its loader, sampler, loss,
+    forward and evaluator."""
+    from dataclasses import replace
+
+    from posecore.weights import load_checkpoint
+
+    from .transforms import InstancePaste, InstancePool
+
+    rc, ip, sk = cfg.refiner, cfg.augment.instance_paste, train_ann.skeleton
+    dag, dag_cfg = load_checkpoint(rc.estimator)
+    channels = int(getattr(dag, "feature_channels", 0))
+    if not is_pose_model(dag) or not channels:
+        raise ConfigError(f"refiner.estimator: {rc.estimator} holds {dag_cfg['name']}, not a DAG with a feature map")
+    if dag.skeleton != sk.name:
+        raise ConfigError(f"refiner.estimator: {rc.estimator} is a DAG for {dag.skeleton}, the data's skeleton is {sk.name}")
+    asked = cfg.model.params.get("feat_channels")
+    if asked is not None and int(asked) != channels:
+        raise ConfigError(f"model.params.feat_channels: {asked}, but the DAG's feature map has {channels} channels "
+                          "(leave it out to take the DAG's)")
+    couple = build_net(replace(cfg.model, params={**cfg.model.params, "feat_channels": channels}), sk)
+    net = DagPairNet(dag, couple, rc.iou_threshold, rc.fine_tune).to(device)
+    pairs = build_pairs(train_ann, rc.iou_threshold)
+    hosts = [p for p in train_ann.people if int((p.keypoints[:, 2] > 0).sum()) >= ip.min_keypoints]
+    pool = InstancePool(train_ann.pool, train_ann.image_path, ip.min_area, ip.min_keypoints, ip.pool_size,
+                        ip.cache_size)
+    paste = InstancePaste(pool, 1.0, 1, rc.paste_scale, ip.rotation, ip.relabel_occluded)
+    dataset = PairCropDataset(train_ann, pairs, tuple(dag.input_size), cfg.augment.geometry.padding, hosts, paste,
+                              rc.pasted_pairs, cfg.solver.seed)
+    if len(dataset) == 0:
+        raise DatasetError(f"{train_ann.ann_file}: no pair of people overlaps with IoU >= {rc.iou_threshold} and "
+                           "refiner.pasted_pairs makes none (it needs people with a segmentation to paste)")
+    sampler = ShardSampler(len(dataset), shuffle=True, seed=cfg.solver.seed, rank=dist_info.rank,
+                           world_size=dist_info.world_size)
+    per_rank = math.ceil(len(dataset) / dist_info.world_size)
+    loader = DataLoader(dataset, batch_size=cfg.solver.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
+                        drop_last=per_rank >= cfg.solver.batch_size)
+    evaluator = None
+    if cfg.data.val is not None and cfg.solver.eval_every:
+        evaluator = _dag_pair_evaluator(cfg, device, dist_info, say)
+    return net, (loader, sampler, CoupleLoss(), dag_pair_forward, evaluator)
+
+
+def _dag_pair_evaluator(cfg: TrainConfig, device, dist_info, say: Print) -> DagPairEvaluator:
+    val_ann = open_split(cfg.data.val, "val")
+    _report(val_ann, say)
+    people = eval_people(val_ann, cfg.data.val)
+    gt = eval_ground_truth(val_ann, people, restrict=cfg.data.val.max_people is not None)
+    return DagPairEvaluator(gt, val_ann, people, val_ann.skeleton.sigmas, eval_kind(cfg.data.val.format), device,
+                            dist_info, cfg.eval.visibility_split, cfg.eval.flip_test)
+
+
 def _refiner_evaluator(cfg: TrainConfig, device, dist_info, say: Print) -> RefinerEvaluator:
     if cfg.refiner.val_predictions is None:
         raise ConfigError("refiner.val_predictions: needed to evaluate a refiner (the estimator's results on data.val)")
@@ -241,7 +326,8 @@ def evaluate(config: str | Path | None, overrides: Sequence[str] = (), weights: 
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"--predictions: {predictions}: malformed result ({e})") from None
         note(f"{len(results)} results from {predictions}")
-    else:
+    pair_rows = False
+    if weights is not None:
         from posecore.weights import load_checkpoint
 
         dist_info, device = distributed.setup(cfg.solver.device)
@@ -250,7 +336,19 @@ def evaluate(config: str | Path | None, overrides: Sequence[str] = (), weights: 
             if getattr(model, "skeleton", sk.name) != sk.name:
                 raise WeightsError(f"{weights}: model for skeleton {model.skeleton}, data.val is {sk.name}")
             model = model.to(device)
-            if isinstance(model, CoupleGraph):
+            if is_pose_model(model) and EXTRA_KEY in read_checkpoint(weights).extra:
+                stage = PairStage.from_checkpoint(weights, device)
+                stage.check_fits(sk.name, model.num_joints, int(getattr(model, "feature_channels", 0)))
+                evaluator = _dag_pair_evaluator(cfg, device, dist_info, lambda m: None)
+                note(f"{model_cfg.get('name', '?')} and its pair stage from {weights}: {len(evaluator.people)} "
+                     f"{'ground-truth' if dcfg.boxes == 'gt' else 'detected'} boxes, run as `occlupose process "
+                     f"--pose dag` runs them, without and with the pair stage")
+                metrics = evaluator(DagPairNet(model, stage.net, stage.iou_threshold))
+                pair_rows = True
+                if dist_info.is_main:
+                    out_dir.mkdir(parents=True, exist_ok=True)
+                    (out_dir / "results.json").write_text(json.dumps(evaluator.last_results))
+            elif isinstance(model, CoupleGraph):
                 evaluator = _refiner_evaluator(cfg, device, dist_info, lambda m: None)
                 note(f"{model_cfg.get('name', '?')} from {weights}: refining {len(evaluator.results)} results of "
                      f"{cfg.refiner.val_predictions}")
@@ -273,8 +371,13 @@ def evaluate(config: str | Path | None, overrides: Sequence[str] = (), weights: 
     (out_dir / "metrics.json").write_text(json.dumps({k: (v if math.isfinite(v) else None)
                                                       for k, v in metrics.items()}, indent=1))
     out(f"{dcfg.format} {dcfg.ann_file.name} ({eval_kind(dcfg.format)} evaluation)")
-    for line in metrics_lines(metrics):
-        out(line)
+    if pair_rows:
+        main = [k for k in metrics if "." not in k]
+        out("without pair stage: " + format_metrics({k: metrics[f"initial.{k}"] for k in main}))
+        out("with pair stage:    " + format_metrics(metrics, main))
+    else:
+        for line in metrics_lines(metrics):
+            out(line)
     note(f"wrote {out_dir / 'metrics.json'}" + ("" if predictions else f" and {out_dir / 'results.json'}"))
     return metrics
 

@@ -223,6 +223,15 @@ class RefinerConfig:
     noise: float = option(0.5, ge=0.0, le=5.0, help="synthetic jitter in OKS falloffs (2 sigma x scale)")
     swap_prob: float = option(0.1, ge=0.0, le=1.0, help="synthetic: a joint sits on the partner's joint")
     miss_prob: float = option(0.1, ge=0.0, le=1.0, help="synthetic: a joint is lost somewhere in its box")
+    # Image-guided CoupleGraph on a DAG (``fit --init DAG.ckpt``): the DAG checkpoint whose crops give the initial
+    # poses and whose feature map is sampled at each joint; null: the coordinates-only refiner above.
+    estimator: Path | None = None
+    fine_tune: bool = False  # also train the DAG (through the features CoupleGraph reads); default: frozen
+    pasted_pairs: int = option(0, ge=0, help="pairs per epoch made by pasting a pool person over a labelled one")
+    paste_scale: list[float] = field(default_factory=lambda: [0.8, 1.1])  # pasted height / the host's box height
+
+    def __post_init__(self) -> None:
+        _check_range_pair(self.paste_scale, "paste_scale", 0.1, 3.0)
 
 
 # -- the refiner's distillation (``distill:``) ------------------------------------------------------------

@@ -44,9 +44,10 @@ class CheckpointHook(HookBase):
     ``every_iters`` steps; save ``best.pt`` when ``metric`` improves."""
 
     def __init__(self, out_dir: Path, metric: str = "AP", every_iters: int = 0, resume: bool = True,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, save: Callable[[Path, object, dict], None] = save_model):
         self.out_dir, self.metric, self.every_iters, self.resume = Path(out_dir), metric, every_iters, resume
         self.log = log
+        self.save = save  # how last.pt / best.pt are written (the DAG's pair stage: inside a DAG checkpoint)
         self.resumed_from: tuple[int, int] | None = None
 
     def before_train(self) -> None:
@@ -72,13 +73,13 @@ class CheckpointHook(HookBase):
             t.state.best, t.state.best_epoch = float(value), t.state.epoch
         self._save_last()
         if improved and t.dist.is_main:
-            save_model(self.out_dir / BEST_MODEL, t.module, {"epoch": t.state.epoch, self.metric: float(value)})
+            self.save(self.out_dir / BEST_MODEL, t.module, {"epoch": t.state.epoch, self.metric: float(value)})
 
     def _save_last(self) -> None:
         t = self.trainer
         if t.dist.is_main:
             atomic_save(t.state_dict(), self.out_dir / RESUME_STATE)
-            save_model(self.out_dir / LAST_MODEL, t.module, {"epoch": t.state.epoch, "iteration": t.state.iteration})
+            self.save(self.out_dir / LAST_MODEL, t.module, {"epoch": t.state.epoch, "iteration": t.state.iteration})
         distributed.barrier()
 
 

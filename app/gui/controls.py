@@ -288,6 +288,10 @@ class ModelPanel(QGroupBox):
         self.weights.setPlaceholderText("checkpoint for dag")
         self.weights_browse = QToolButton()
         self.weights_browse.setText("…")
+        self.pair_weights = QLineEdit()
+        self.pair_weights.setPlaceholderText("dag: CoupleGraph for overlapping pairs (default: inside the weights)")
+        self.pair_weights_browse = QToolButton()
+        self.pair_weights_browse.setText("…")
         self.device = QComboBox()
         self.device.addItems(DEVICES)
         self.device.setEditable(True)  # cuda:1 and friends
@@ -306,6 +310,12 @@ class ModelPanel(QGroupBox):
         h.addWidget(self.weights, 1)
         h.addWidget(self.weights_browse)
         form.addRow("Weights", row)
+        row = QWidget()
+        h = QHBoxLayout(row)
+        h.setContentsMargins(0, 0, 0, 0)
+        h.addWidget(self.pair_weights, 1)
+        h.addWidget(self.pair_weights_browse)
+        form.addRow("Pair weights", row)
         form.addRow("Device", self.device)
         form.addRow("Input size", self.imgsz)
         form.addRow(self.active)
@@ -316,33 +326,44 @@ class ModelPanel(QGroupBox):
         self.imgsz.currentIndexChanged.connect(self._changed)
         self.weights.editingFinished.connect(self._changed)
         self.weights_browse.clicked.connect(self.choose_weights)
+        self.pair_weights.editingFinished.connect(self._changed)
+        self.pair_weights_browse.clicked.connect(self.choose_pair_weights)
         self._emitted: PipelineSettings | None = None
 
     def settings(self) -> PipelineSettings:
         return PipelineSettings(backend=self.backend.currentText(), weights=self.weights.text().strip() or None,
                                 device=self.device.currentText().strip() or "auto",
-                                imgsz=int(self.imgsz.currentData() or 640))
+                                imgsz=int(self.imgsz.currentData() or 640),
+                                pair_weights=(self.pair_weights.text().strip() or None)
+                                if self.backend.currentText() == "dag" else None)
 
     def set_values(self, settings: PipelineSettings) -> None:
-        for w in (self.backend, self.weights, self.device, self.imgsz):
+        for w in (self.backend, self.weights, self.pair_weights, self.device, self.imgsz):
             w.blockSignals(True)
         self.backend.setCurrentText(settings.backend)
         self.weights.setText(settings.weights or "")
+        self.pair_weights.setText(settings.pair_weights or "")
         self.device.setCurrentText(settings.device)
         i = self.imgsz.findData(int(settings.imgsz))
         if i < 0:
             self.imgsz.addItem(f"{settings.imgsz} px", int(settings.imgsz))
             i = self.imgsz.count() - 1
         self.imgsz.setCurrentIndex(i)
-        for w in (self.backend, self.weights, self.device, self.imgsz):
+        for w in (self.backend, self.weights, self.pair_weights, self.device, self.imgsz):
             w.blockSignals(False)
         self._emitted = settings
 
     def choose_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", self.last_dir, WEIGHTS_FILTER)
+        self._choose(self.weights, "Choose a checkpoint")
+
+    def choose_pair_weights(self) -> None:
+        self._choose(self.pair_weights, "Choose a CoupleGraph checkpoint for overlapping pairs")
+
+    def _choose(self, edit: QLineEdit, title: str) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, title, self.last_dir, WEIGHTS_FILTER)
         if path:
             self.last_dir = str(Path(path).parent)
-            self.weights.setText(path)
+            edit.setText(path)
             self._changed()
 
     def _changed(self) -> None:

@@ -25,6 +25,7 @@ class GuiSettings:
     # Model.
     backend: str = "yolo"
     weights: str = ""
+    pair_weights: str = ""  # dag: CoupleGraph checkpoint ("" = the pair stage inside the weights, if any)
     device: str = "auto"
     imgsz: int = 640
     # Overlay.

@@ -19,6 +19,7 @@ for live display, is causal.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 import warnings
@@ -47,16 +48,23 @@ from trackers.tracker import Tracker, TrackerConfig
 if TYPE_CHECKING:
     import torch
 
+    from posecore.pair_stage import PairStage
+
+log = logging.getLogger("occlupose.pipeline")
+
 
 @dataclass
 class PoseConfig:
     backend: Literal["yolo", "dag"] = option("yolo", help="yolo: the detector's pose head; dag: top-down DAG")
     weights: str | None = option(None, help="checkpoint for the dag backend")
+    pair_weights: str | None = option(
+        None, help="dag: CoupleGraph checkpoint for overlapping pairs (default: the one inside --weights, if any)")
     seen_threshold: float = option(0.5, ge=0.0, le=1.0, help="joint confidence at which a joint counts as seen")
     flip_test: bool = option(False, help="dag: average with the horizontally flipped crop")
     refine: Literal["auto", "on", "off"] = option(
         "auto", help="yolo: the shipped refiner (FGMH-GCN + CoupleGraph on the detector's own features); "
-                     "auto: on only where it was measured to help")
+                     "auto: on only where it was measured to help. dag: the CoupleGraph pair stage; auto: "
+                     "when there are pair weights, on: an error without them, off: the DAG alone")
 
 
 @dataclass
@@ -87,6 +95,30 @@ def build_estimator(cfg: PoseConfig, device: str) -> PoseEstimator:
 
     return TopDownEstimator.from_checkpoint(cfg.weights, device=device, flip_test=cfg.flip_test,
                                             seen_threshold=cfg.seen_threshold)
+
+
+def build_pair_stage(cfg: PoseConfig, estimator: PoseEstimator, device: str) -> PairStage | None:
+    """The dag backend's CoupleGraph stage (``pose.pair_weights``, else the one inside ``pose.weights``), or
+    None: the DAG alone, said once in the log. Weights that are missing or do not fit raise WeightsError."""
+    if cfg.backend != "dag":
+        if cfg.pair_weights:
+            raise ConfigError("pose.pair_weights: only for the dag backend (--pose dag)")
+        return None
+    from posecore.pair_stage import PairStage
+
+    if cfg.refine == "off":
+        log.info("pose.refine: off: the DAG runs without its pair stage")
+        return None
+    stage = PairStage.for_dag(cfg.weights, cfg.pair_weights, estimator.skeleton, estimator.num_joints,
+                              estimator.feature_channels, device=estimator.device)
+    if stage is None and cfg.refine == "on":
+        raise ConfigError(f"pose.refine: on: {cfg.weights} holds no pair stage; give one with --pair-weights")
+    if stage is None:
+        log.warning("pose: %s holds no pair stage and pose.pair_weights is not set: the DAG runs alone, "
+                    "without CoupleGraph", cfg.weights)
+    else:
+        log.info("pose: CoupleGraph on overlapping pairs (box IoU >= %.2f) from %s", stage.iou_threshold, stage.source)
+    return stage
 
 
 def available_cores() -> int:
@@ -196,11 +228,12 @@ class Pipeline:
         if cfg.pose.backend == "yolo" and not detector.has_pose_head:
             raise ConfigError("pose.backend: yolo needs pose weights for the detector (a *-pose.pt model)")
         estimator = build_estimator(cfg.pose, cfg.detector.device)
-        refiner = None
         if cfg.pose.backend == "yolo":
             from posecore.refine import build_default_refiner
 
             refiner = build_default_refiner(detector, cfg.pose.refine)
+        else:
+            refiner = build_pair_stage(cfg.pose, estimator, cfg.detector.device)
         # -- extra inference passes for the yolo backend's keypoints: flip, scale or tiles, zoom-in (multiscale)
         if cfg.pose.backend != "yolo":
             pass  # the dag backend finds its own joints in the boxes (and has its own flip_test)
@@ -251,10 +284,14 @@ class Pipeline:
 
     def _poses(self, image: np.ndarray, detections: Detections, timings: dict[str, float]) -> Poses:
         t1 = time.perf_counter()
-        poses = self.estimator.estimate(image, detections)
+        features = detections.features
+        if getattr(self.refiner, "reads_joint_features", False):  # the dag backend's pair stage
+            poses, features = self.estimator.estimate_features(image, detections)
+        else:
+            poses = self.estimator.estimate(image, detections)
         t2 = time.perf_counter()
         if self.refiner is not None:
-            poses = self.refiner.refine(image, poses, detections.features)
+            poses = self.refiner.refine(image, poses, features)
         t3 = time.perf_counter()
         timings.update(pose=t2 - t1, refine=t3 - t2)
         return poses

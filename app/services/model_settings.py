@@ -25,17 +25,22 @@ class PipelineSettings:
     device: str = "auto"
     imgsz: int = 640
     det_weights: str | None = None  # YOLO detector weights; None: the bundled ones
+    pair_weights: str | None = None  # dag: CoupleGraph checkpoint; None: the pair stage inside the weights, if any
 
     def validate(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"pose backend: expected one of {list(BACKENDS)}, got {self.backend!r}")
         if self.backend == "dag" and not self.weights:
             raise ConfigError("pose backend dag: choose a weights file (checkpoint) first")
+        if self.pair_weights and self.backend != "dag":
+            raise ConfigError("pair weights: only for the dag backend")
         if not 32 <= int(self.imgsz) <= 4096:
             raise ConfigError(f"input size: must be between 32 and 4096, got {self.imgsz}")
 
     def describe(self) -> str:
         model = self.backend if self.backend == "yolo" else f"dag ({Path(self.weights or '').name})"
+        if self.backend == "dag" and self.pair_weights:
+            model += f" + pairs ({Path(self.pair_weights).name})"
         return f"{model} on {self.device}, {self.imgsz} px"
 
     def to_config(self):
@@ -44,7 +49,8 @@ class PipelineSettings:
 
         return PipelineConfig(
             detector=DetectorConfig(weights=self.det_weights, imgsz=int(self.imgsz), device=self.device),
-            pose=PoseConfig(backend=self.backend, weights=self.weights),
+            pose=PoseConfig(backend=self.backend, weights=self.weights,
+                            pair_weights=self.pair_weights if self.backend == "dag" else None),
         )
 
 

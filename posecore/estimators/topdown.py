@@ -4,6 +4,10 @@ Works with any :class:`posecore.models.base.TopDownPoseModel`: when the model re
 (DAG) the last stage's coordinates are the pose, otherwise the model's own heatmap codec decodes
 ``"heatmaps"``. Joint confidence is the heatmap maximum; a joint is ``seen`` when it reaches
 ``seen_threshold``. The person score is the detector's.
+
+:meth:`TopDownEstimator.estimate_features` also returns what the pair stage (:mod:`posecore.pair_stage`)
+reads: the model's ``"features"`` map (DAG: the ADAM-enhanced map) grid-sampled at each final joint of
+each person's own crop, with the sampling FGMH-GCN uses (:func:`joint_features`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
+from ..codecs.grid import input_to_normalized
 from ..models.fusion import fuse_conv_bn
+from ..models.gcn import sample_joint_features
 from ..types import Detections, Poses
 from ..weights import load_checkpoint
 from .crops import box_to_center_scale, crop_to_image, warp_crops
@@ -35,6 +41,15 @@ def preprocess_crops(crops: np.ndarray, device: str | torch.device = "cpu") -> t
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1) * 255
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1) * 255
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+def joint_features(out: dict, input_size: tuple[int, int], batch: int | None = None) -> torch.Tensor | None:
+    """float[B, K, C]: the model output's ``"features"`` map read at its last-stage joints (crop pixels),
+    for the first ``batch`` crops (the rest are flipped copies); None when the model has no such map."""
+    if "features" not in out or "coords" not in out:
+        return None
+    fmap, coords = out["features"][:batch], out["coords"][-1][:batch]
+    return sample_joint_features(fmap.float(), input_to_normalized(coords.float(), input_size))
 
 
 class TopDownEstimator:
@@ -79,31 +94,46 @@ class TopDownEstimator:
     def num_joints(self) -> int:
         return self.model.num_joints
 
+    @property
+    def feature_channels(self) -> int:
+        """Channels of the per-joint features :meth:`estimate_features` returns (0: the model has none)."""
+        return int(getattr(self.model, "feature_channels", 0))
+
     # ------------------------------------------------------------------ public
     def estimate(self, frame: np.ndarray, detections: Detections) -> Poses:
+        return self.estimate_features(frame, detections)[0]
+
+    def estimate_features(self, frame: np.ndarray, detections: Detections) -> tuple[Poses, np.ndarray | None]:
+        """:meth:`estimate` and each person's joint features float32[N, K, C] (None: the model has none)."""
         k = self.model.num_joints
         if len(detections) == 0:
-            return Poses.empty(k, self.skeleton)
+            feats = np.zeros((0, k, self.feature_channels), np.float32) if self.feature_channels else None
+            return Poses.empty(k, self.skeleton), feats
         centers, scales = box_to_center_scale(detections.boxes, self.input_size, self.padding)
         crops = warp_crops(frame, centers, scales, self.input_size)
-        coords, scores = self.predict_crops(crops)
+        coords, scores, feats = self._predict_all(crops)
         xy = crop_to_image(coords, centers, scales, self.input_size)
         kpts = np.concatenate((xy, scores[..., None]), -1).astype(np.float32)
-        return Poses(detections.boxes, detections.scores, kpts, scores >= self.seen_threshold, self.skeleton)
+        poses = Poses(detections.boxes, detections.scores, kpts, scores >= self.seen_threshold, self.skeleton)
+        return poses, feats
 
     def predict_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Poses of person crops uint8[N, H, W, 3] (BGR, already at the model's input size).
 
         Returns coords float32[N, K, 2] in crop pixels and scores float32[N, K].
         """
+        return self._predict_all(crops)[:2]
+
+    def _predict_all(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         outs = [self._predict_batch(crops[s:s + self.batch_size]) for s in range(0, len(crops), self.batch_size)]
-        return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
+        feats = None if outs[0][2] is None else np.concatenate([o[2] for o in outs])
+        return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs]), feats
 
     # ------------------------------------------------------------------ internals
     def preprocess(self, crops: np.ndarray) -> torch.Tensor:
         return preprocess_crops(crops, self.device)
 
-    def _predict_batch(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _predict_batch(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         n = len(crops)
         x = self.preprocess(crops)
         if self.flip_test:
@@ -121,5 +151,11 @@ class TopDownEstimator:
                 coords = (coords[:n] + back) / 2
         dec_coords, scores = self.model.codec.decode(heatmaps)
         final = dec_coords if coords is None else coords.cpu().numpy()
-        return final.astype(np.float32), scores.astype(np.float32)
+        feats = None
+        if "features" in out and coords is not None:
+            # Read at the final (flip-averaged) joints, on the unflipped crops' map.
+            with torch.inference_mode():
+                feats = joint_features({"features": out["features"], "coords": [coords]}, self.input_size, n)
+            feats = feats.cpu().numpy().astype(np.float32)
+        return final.astype(np.float32), scores.astype(np.float32), feats
 

@@ -33,7 +33,8 @@ class DAGPoseNet(TopDownPoseModel):
 
     Returns ``multi_heatmaps`` float[B, K, h, w], ``heatmaps`` float[B, K, h, w], ``coords_init``
     float[B, K, 2], ``coords`` list of float[B, K, 2] per GCN stage, and ``visibility_logits``
-    float[B, K] when visibility reasoning is on.
+    float[B, K] when visibility reasoning is on, and ``features`` float[B, C, h, w], the ADAM-enhanced
+    map (C = ``feature_channels``) that the pair stage samples at the joints.
     """
 
     def __init__(self, backbone: HRNet, skeleton: str = "coco17", input_size: tuple[int, int] = (192, 256),
@@ -44,6 +45,7 @@ class DAGPoseNet(TopDownPoseModel):
         c = backbone.out_channels
         k = self.num_joints
         self.backbone = backbone
+        self.feature_channels = c
         self.multi_head = HeatmapHead(c, k)
         self.adam = ADAM(c, adam)
         self.target_head = HeatmapHead(c, k)
@@ -64,6 +66,7 @@ class DAGPoseNet(TopDownPoseModel):
             "heatmaps": heatmaps,
             "coords_init": coords_init,
             "coords": [normalized_to_input(u, self.input_size) for u in g["coords"]],
+            "features": enhanced,
         }
         if "visibility_logits" in g:
             out["visibility_logits"] = g["visibility_logits"]

@@ -421,3 +421,22 @@ def test_probe_lists_only_cameras_that_deliver_a_frame():
 
     found = probe_cameras(4, opener=Cam)
     assert [(c.index, c.width, c.height) for c in found] == [(0, 64, 48), (3, 64, 48)]
+
+
+def test_model_panel_selects_the_pair_weights_of_the_dag_backend(qtbot):
+    from app.gui.controls import ModelPanel
+
+    panel = ModelPanel()
+    qtbot.addWidget(panel)
+    emitted = []
+    panel.settingsChanged.connect(emitted.append)
+    panel.weights.setText("/models/dag.pt")
+    panel.pair_weights.setText("/models/pairs.pt")
+    panel.backend.setCurrentText("dag")
+    assert emitted[-1].pair_weights == "/models/pairs.pt"
+    assert emitted[-1].to_config().pose.pair_weights == "/models/pairs.pt"
+    assert "pairs.pt" in emitted[-1].describe()
+    panel.backend.setCurrentText("yolo")  # only the dag backend has a pair stage
+    assert emitted[-1].pair_weights is None and emitted[-1].to_config().pose.pair_weights is None
+    panel.set_values(PipelineSettings(backend="dag", weights="/m/d.pt", pair_weights="/m/p.pt"))
+    assert panel.pair_weights.text() == "/m/p.pt"

@@ -113,3 +113,24 @@ def test_fit_and_eval_a_couplegraph(tmp_path, cpu_config, tiny_overrides, load_g
     metrics = commands.evaluate(cpu_config, args, weights=out / "last.pt", out=printed.append, note=lambda s: None)
     assert metrics["initial.AP"] == pytest.approx(1.0) and 0.0 <= metrics["AP"] <= 1.0
     assert any(line.startswith("before refinement: AP 1.0000") for line in printed)
+
+
+@pytest.mark.parametrize("fine_tune", [False, True])
+def test_couplegraph_on_the_dag_trains_the_dag_only_when_fine_tuning(fine_tune):
+    from train.refiner import DagPairNet
+
+    torch.manual_seed(0)
+    dag = build_model({"name": "dag_hrnet_small", "input_size": [64, 64]})
+    couple = build_model({"name": "couplegraph", "feat_channels": dag.feature_channels, "hidden": 16, "blocks": 1})
+    with torch.no_grad():  # as after a first step: a fresh output layer is zero and passes no gradient back
+        couple.regressor.output.weight.normal_(0.0, 0.2)
+    net = DagPairNet(dag, couple, fine_tune=fine_tune).train()
+    assert dag.training == fine_tune  # a frozen DAG keeps its batch-norm statistics
+    boxes = torch.tensor([[[0.0, 0.0, 60.0, 60.0], [20.0, 0.0, 80.0, 60.0]]])
+    centers = (boxes[..., :2] + boxes[..., 2:]) / 2
+    out = net(torch.randn(1, 2, 3, 64, 64), boxes, centers, torch.full((1, 2, 2), 75.0))
+    assert out.shape == (1, 2, 17, 2)
+    out.sum().backward()
+    assert all(p.grad is not None for p in couple.parameters())
+    dag_grads = [p.grad is not None and bool(p.grad.abs().sum() > 0) for p in dag.backbone.parameters()]
+    assert any(dag_grads) == fine_tune

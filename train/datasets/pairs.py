@@ -5,6 +5,10 @@ rule, :func:`posecore.models.couplegraph.select_pairs`). Their initial poses are
 predictions on the training split (a COCO results file, matched to the people by OKS) or synthetic
 ones: the ground truth with the errors crowded scenes cause, i.e. jitter on the OKS scale (more on
 occluded joints), joints taken from the partner (identity swaps) and joints lost somewhere in the box.
+
+:class:`PairCropDataset` gives the image-guided CoupleGraph on a DAG its pairs as images instead: both
+people's crops (the DAG makes the initial poses and the features while training), from real pairs and from
+people pasted over a labelled one.
 """
 
 from __future__ import annotations
@@ -14,9 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 from torch.utils.data import Dataset
 
+from posecore.estimators.crops import box_to_center_scale, warp_crops
 from posecore.models.couplegraph import select_pairs
 
-from .base import KeypointAnnotations
+from ..transforms.base import Sample
+from ..transforms.occlusion import PasteRecord
+from ..transforms.targets import to_input
+from .base import DatasetError, KeypointAnnotations
+from .topdown import read_image
 
 
 @dataclass(frozen=True)
@@ -150,3 +159,69 @@ class PairDataset(Dataset):
         return {"keypoints": initial.astype(np.float32), "boxes": pair.boxes.astype(np.float32),
                 "target": pair.target[..., :2].astype(np.float32),
                 "mask": (pair.target[..., 2] > 0).astype(np.float32)}
+
+
+class PairCropDataset(Dataset):
+    """Pairs as the DAG's pair stage sees them at run time: each person's crop, made from its box as
+    :class:`posecore.estimators.topdown.TopDownEstimator` makes it, with both people's ground truth.
+
+    Items ``0 .. len(pairs) - 1`` are the real overlapping pairs; the next ``pasted`` ones are made by pasting a
+    person of ``paste.pool`` (DAG's instance paste, :class:`train.transforms.InstancePaste`) over a labelled
+    person (a host) of ``hosts``, drawn from (seed, epoch, index); its box is the pasted pixels' extent.
+
+    Items: crops float32[2, 3, H, W] (the network input), boxes float32[2, 4] x1 y1 x2 y2, centers and scales
+    float32[2, 2] of the crops, target float32[2, K, 2], mask float32[2, K] (labelled joints).
+    """
+
+    def __init__(self, ann: KeypointAnnotations, pairs: list[PairRecord], input_size: tuple[int, int],
+                 padding: float = 1.25, hosts: list | None = None, paste=None, pasted: int = 0, seed: int = 0):
+        self.ann, self.pairs = ann, pairs
+        self.input_size, self.padding = tuple(input_size), float(padding)
+        self.hosts = list(hosts or [])
+        self.paste = paste
+        self.pasted = int(pasted) if (self.hosts and paste is not None and len(paste.pool)) else 0
+        self.seed, self.epoch = int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.pairs) + self.pasted
+
+    def _read(self, image_id: int) -> np.ndarray:
+        image = read_image(self.ann.image_path(image_id))
+        if image is None:
+            raise DatasetError(f"cannot read the image of image id {image_id}: {self.ann.image_path(image_id)}")
+        return image
+
+    def _pasted_pair(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(image, boxes float32[2, 4], target float32[2, K, 3]) of a host and a person pasted over it."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        for _ in range(8):  # a cut-out can be unreadable or land outside the image: draw again
+            host = self.hosts[int(rng.integers(len(self.hosts)))]
+            image = self._read(host.image_id)
+            box = _xyxy(host.box)
+            sample = Sample(image, host.keypoints.copy(), np.zeros((0, *host.keypoints.shape), np.float32), box,
+                            meta={"image_id": host.image_id, "ann_id": host.ann_id})
+            sample = self.paste(sample, rng)
+            record = next((r for r in sample.log if isinstance(r, PasteRecord)), None)
+            if record is None:
+                continue
+            ys, xs = np.nonzero(record.mask)
+            if len(xs) < 16:
+                continue
+            pasted_box = np.asarray([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+            return sample.image, np.stack([box, pasted_box]), np.stack([sample.keypoints, sample.others[-1]])
+        raise DatasetError(f"{self.ann.ann_file}: no person of the instance pool could be pasted")
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        if index < len(self.pairs):
+            pair = self.pairs[index]
+            image, boxes, target = self._read(pair.image_id), pair.boxes, pair.target
+        else:
+            image, boxes, target = self._pasted_pair(index)
+        centers, scales = box_to_center_scale(boxes, self.input_size, self.padding)
+        crops = warp_crops(image, centers, scales, self.input_size)
+        return {"crops": np.stack([to_input(c) for c in crops]), "boxes": boxes.astype(np.float32),
+                "centers": centers, "scales": scales, "target": target[..., :2].astype(np.float32),
+                "mask": (target[..., 2] > 0).astype(np.float32)}
