@@ -50,9 +50,14 @@ def real_reference(real_clip, tmp_path_factory) -> Path:
     return out
 
 
+def real_args(clip: Path, out: Path, *extra: str) -> list[str]:
+    """``occlupose`` arguments with the reference run's settings (for ``cli_main`` or ``real_command``)."""
+    return ["process", str(clip), "-o", str(out), "-q", "--imgsz", str(REAL_IMGSZ), "--max-frames", str(REAL_FRAMES),
+            *extra]
+
+
 def real_command(clip: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "app", "process", str(clip), "-o", str(out), "-q", "--imgsz", str(REAL_IMGSZ),
-            "--max-frames", str(REAL_FRAMES), *extra]
+    return [sys.executable, "-m", "app", *real_args(clip, out, *extra)]
 
 
 def assert_same_results(out: Path, reference: Path, stem: str, frames: int = REAL_FRAMES) -> None:
