@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,35 @@ def run_cli(*args, timeout: float = 300, preexec_fn=None, env: dict | None = Non
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([sys.executable, "-m", "app", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env=full_env, preexec_fn=preexec_fn)
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def lines(self) -> list[str]:
+        return [ln for ln in self.stderr.splitlines() if ln.strip()]
+
+
+@pytest.fixture
+def cli_main(capfd):
+    """Run ``occlupose ARGS`` in this process; returns a CliResult. Output is captured at the file
+    descriptors, so whatever a C library prints on stderr counts against the one-line contract too.
+    Seconds cheaper than ``run_cli``: no new interpreter importing torch and Ultralytics."""
+    from app import cli
+
+    def run(*args) -> CliResult:
+        capfd.readouterr()
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as e:  # argparse usage errors
+            code = e.code
+        out = capfd.readouterr()
+        return CliResult(code, out.out, out.err)
+
+    return run
 
 
 @pytest.fixture

@@ -183,7 +183,9 @@ def test_resume_after_sigint_mid_batch_finishes_with_identical_outputs(videos, r
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "app", "process", str(videos), "-o", str(out), "--jobs", "2", *_settings_args()]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    # A job started in the background (nohup make test &) inherits SIGINT ignored: give it a terminal's default.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 300
         # Mid-batch: a source has written its first frames and none has finished.

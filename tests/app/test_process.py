@@ -17,18 +17,25 @@ from app.run.pipeline import Pipeline, PipelineConfig
 from posecore.io.result_writers import read_jsonl
 from posecore.io.sources import open_source
 
-FRAMES = 24
+FRAMES = 30  # past the frames held back (Pipeline.delay), so that SIGINT lands mid-run
+IMGSZ = 320  # a quarter of the default detector input: the same code, and the two people are large
+
+
+def _config() -> PipelineConfig:
+    cfg = PipelineConfig()
+    cfg.detector.imgsz = IMGSZ
+    return cfg
 
 
 @pytest.fixture(scope="module")
 def pipeline():
-    return Pipeline.from_config(PipelineConfig())
+    return Pipeline.from_config(_config())
 
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory, demo_clip, pipeline):
     out = tmp_path_factory.mktemp("full")
-    summary = run_process(ProcessOptions(str(demo_clip), out, max_frames=FRAMES, progress=False), pipeline)
+    summary = run_process(ProcessOptions(str(demo_clip), out, _config(), max_frames=FRAMES, progress=False), pipeline)
     return out, summary
 
 
@@ -56,11 +63,12 @@ def test_all_outputs_written_and_parse_back(full_run):
 def test_resume_gives_identical_results(tmp_path, demo_clip, pipeline, full_run):
     full_out, _ = full_run
     out = tmp_path / "resumed"
-    run_process(ProcessOptions(str(demo_clip), out, max_frames=18, progress=False), pipeline)
+    run_process(ProcessOptions(str(demo_clip), out, _config(), max_frames=18, progress=False), pipeline)
     # simulate a kill mid-write: a torn last line in the JSONL, and no COCO file
     with open(out / "hug.jsonl", "a") as f:
         f.write('{"v":1,"frame":18,"tracks":[{"id"')
-    s = run_process(ProcessOptions(str(demo_clip), out, max_frames=FRAMES, resume=True, progress=False), pipeline)
+    s = run_process(ProcessOptions(str(demo_clip), out, _config(), max_frames=FRAMES, resume=True, progress=False),
+                    pipeline)
     # The frames before the break are redone: they were smoothed and stitched as the last frames of the earlier run.
     assert s.resumed_from == 18 - pipeline.delay > 0 and s.frames == FRAMES
     assert list(read_jsonl(out / "hug.jsonl")) == list(read_jsonl(full_out / "hug.jsonl"))
@@ -73,18 +81,19 @@ def test_resume_refuses_other_settings(tmp_path, demo_clip, pipeline):
     from posecore.errors import OccluposeError
 
     out = tmp_path / "r"
-    run_process(ProcessOptions(str(demo_clip), out, max_frames=3, progress=False), pipeline)
-    cfg = PipelineConfig()
-    cfg.detector.imgsz = 320
+    run_process(ProcessOptions(str(demo_clip), out, _config(), max_frames=3, progress=False), pipeline)
+    cfg = PipelineConfig()  # the default detector input, 640
     with pytest.raises(OccluposeError, match="detector.imgsz"):
         run_process(ProcessOptions(str(demo_clip), out, cfg, resume=True, progress=False), pipeline)
 
 
-def test_sigint_leaves_valid_files_and_resume_finishes(tmp_path, demo_clip, full_run):
+def test_sigint_leaves_valid_files_and_resume_finishes(tmp_path, demo_clip, full_run, cli_main):
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "app", "process", str(demo_clip), "-o", str(out), "-q",
+    cmd = [sys.executable, "-m", "app", "process", str(demo_clip), "-o", str(out), "-q", "--imgsz", str(IMGSZ),
            "--max-frames", str(FRAMES)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A job started in the background (nohup make test &) inherits SIGINT ignored: give it a terminal's default.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     jsonl = out / "hug.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not jsonl.exists() or len(jsonl.read_bytes().splitlines()) < 5):
@@ -97,6 +106,6 @@ def test_sigint_leaves_valid_files_and_resume_finishes(tmp_path, demo_clip, full
     assert 5 <= len(recs) < FRAMES
     assert not (out / "hug.coco.json").exists()  # complete or absent
     assert len(list(open_source(str(out / "hug.mp4")))) == len(recs)  # playable to the last frame
-    r = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    r = cli_main(*cmd[3:], "--resume")  # in this process: the files are all a resume has to go on
     assert r.returncode == 0, r.stderr
     assert list(read_jsonl(jsonl)) == list(read_jsonl(full_run[0] / "hug.jsonl"))

@@ -23,12 +23,26 @@ def complexity(name: str, input_size):
     return params, macs
 
 
+@pytest.fixture(scope="module")
+def measured():
+    """complexity(), each (name, size) counted once per module: hrnet_w32 serves two tests."""
+    done = {}
+
+    def get(name: str, input_size) -> tuple[int, float]:
+        key = (name, tuple(input_size))
+        if key not in done:
+            done[key] = complexity(name, input_size)
+        return done[key]
+
+    return get
+
+
 @pytest.mark.parametrize("name,size,params_m,gflops", [
     ("hrnet_w32", (192, 256), 28.5, 7.1),
     ("hrnet_w48", (288, 384), 63.6, 32.9),
 ])
-def test_published_parameters_and_flops(name, size, params_m, gflops):
-    params, macs = complexity(name, size)
+def test_published_parameters_and_flops(measured, name, size, params_m, gflops):
+    params, macs = measured(name, size)
     hrnet_gflops = macs / 1024**3
     print(f"\n{name} {size[1]}x{size[0]}: {params / 1e6:.2f} M parameters, {macs / 1e9:.3f} G multiply-adds "
           f"= {hrnet_gflops:.2f} GFLOPs in HRNet's unit (MACs / 1024^3); published {params_m} M / {gflops} GFLOPs")
@@ -36,8 +50,8 @@ def test_published_parameters_and_flops(name, size, params_m, gflops):
     assert abs(hrnet_gflops - gflops) / gflops < 0.05
 
 
-def test_dag_adds_little_to_its_backbone():
-    base, _ = complexity("hrnet_w32", (192, 256))
-    dag, dag_macs = complexity("dag_hrnet_w32", (192, 256))
+def test_dag_adds_little_to_its_backbone(measured):
+    base, _ = measured("hrnet_w32", (192, 256))
+    dag, dag_macs = measured("dag_hrnet_w32", (192, 256))
     print(f"\ndag_hrnet_w32 256x192: {dag / 1e6:.2f} M parameters, {dag_macs / 1e9:.3f} G multiply-adds")
     assert 0 < dag - base < 0.05 * base

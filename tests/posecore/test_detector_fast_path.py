@@ -13,11 +13,15 @@ from posecore.io.sources import open_source
 from tests.conftest import SHARED_DATA
 
 
-def _frames(demo_clip) -> list[np.ndarray]:
+@pytest.fixture(scope="module")
+def frames(demo_clip) -> list[np.ndarray]:
+    """Decoded once for the module; read-only to the tests."""
     frames = []
     for f in open_source(str(demo_clip)):
         if f.index in (0, 30, 60):
             frames.append(f.image)  # 1920x1080
+        if f.index >= 60:
+            break
     vtest = SHARED_DATA / "videos" / "opencv_vtest.avi"
     if vtest.exists():
         for f in open_source(str(vtest)):
@@ -27,6 +31,8 @@ def _frames(demo_clip) -> list[np.ndarray]:
                 break
     for p in sorted((SHARED_DATA / "coco_sample").glob("*.jpg"))[:2]:
         frames.append(cv2.imread(str(p)))
+    for image in frames:
+        image.flags.writeable = False
     return frames
 
 
@@ -38,9 +44,8 @@ def _assert_same(a, b):
 
 
 @pytest.mark.parametrize("imgsz", [320, 640])
-def test_detect_equals_predict(demo_clip, imgsz):
+def test_detect_equals_predict(frames, imgsz):
     det = Detector(imgsz=imgsz, device="cpu")
-    frames = _frames(demo_clip)
     found = 0
     for image in frames:
         fast, reference = det.detect(image), det.detect_reference(image)
@@ -49,9 +54,8 @@ def test_detect_equals_predict(demo_clip, imgsz):
     assert found > 0  # the comparison covered real people
 
 
-def test_detect_from_several_threads(demo_clip):
+def test_detect_from_several_threads(frames):
     det = Detector(imgsz=320, device="cpu")
-    frames = _frames(demo_clip)
     serial = [det.detect(f) for f in frames]
     with ThreadPoolExecutor(3) as pool:
         parallel = list(pool.map(det.detect, frames * 2))
@@ -59,7 +63,7 @@ def test_detect_from_several_threads(demo_clip):
         _assert_same(a, b)
 
 
-def test_eager_path_equals_predict(demo_clip):
+def test_eager_path_equals_predict(frames):
     det = Detector(imgsz=320, device="cpu", frozen=False)
-    image = _frames(demo_clip)[0]
+    image = frames[0]
     _assert_same(det.detect(image), det.detect_reference(image))

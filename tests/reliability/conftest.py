@@ -4,23 +4,11 @@ non-zero exit, no traceback), run in-process where no real signal or resource li
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli  # noqa: F401  (both used by the tests here)
-
-
-
-@dataclass
-class CliResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def lines(self) -> list[str]:
-        return [ln for ln in self.stderr.splitlines() if ln.strip()]
+from tests.conftest import ROOT, CliResult, run_cli  # noqa: F401  (used by the tests here)
 
 
 def assert_one_line_error(r: CliResult, *needles: str, prefix: str = "occlupose: error:") -> str:
@@ -33,24 +21,6 @@ def assert_one_line_error(r: CliResult, *needles: str, prefix: str = "occlupose:
     for needle in needles:
         assert needle in lines[0], lines[0]
     return lines[0]
-
-
-@pytest.fixture
-def cli_main(capfd):
-    """Run ``occlupose ARGS`` in this process; returns a CliResult. Output is captured at the file
-    descriptors, so whatever a C library prints on stderr counts against the one-line contract too."""
-    from app import cli
-
-    def run(*args) -> CliResult:
-        capfd.readouterr()
-        try:
-            code = cli.main([str(a) for a in args])
-        except SystemExit as e:  # argparse usage errors
-            code = e.code
-        out = capfd.readouterr()
-        return CliResult(code, out.out, out.err)
-
-    return run
 
 
 # -- one uninterrupted run of the real command's settings over a real shared clip, for exactness checks ---
@@ -80,9 +50,14 @@ def real_reference(real_clip, tmp_path_factory) -> Path:
     return out
 
 
+def real_args(clip: Path, out: Path, *extra: str) -> list[str]:
+    """``occlupose`` arguments with the reference run's settings (for ``cli_main`` or ``real_command``)."""
+    return ["process", str(clip), "-o", str(out), "-q", "--imgsz", str(REAL_IMGSZ), "--max-frames", str(REAL_FRAMES),
+            *extra]
+
+
 def real_command(clip: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "app", "process", str(clip), "-o", str(out), "-q", "--imgsz", str(REAL_IMGSZ),
-            "--max-frames", str(REAL_FRAMES), *extra]
+    return [sys.executable, "-m", "app", *real_args(clip, out, *extra)]
 
 
 def assert_same_results(out: Path, reference: Path, stem: str, frames: int = REAL_FRAMES) -> None:

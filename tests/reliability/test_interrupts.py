@@ -19,7 +19,7 @@ from posecore.io.result_writers import read_jsonl, write_coco_results
 from posecore.io.sources import open_source
 from trackers import TrackerConfig
 
-from tests.reliability.conftest import REAL_FRAMES, ROOT, assert_same_results, real_command
+from tests.reliability.conftest import REAL_FRAMES, ROOT, assert_same_results, real_args, real_command
 
 FRAMES = REAL_FRAMES
 
@@ -76,7 +76,7 @@ def _check_valid_outputs(out: Path, stem: str, frame_atomic: bool) -> int:
     return n
 
 
-def test_sigterm_leaves_valid_outputs_and_resume_is_identical(real_clip, real_reference, tmp_path):
+def test_sigterm_leaves_valid_outputs_and_resume_is_identical(real_clip, real_reference, tmp_path, cli_main):
     clip, reference = real_clip, real_reference
     out = tmp_path / "term"
     stem = clip.stem
@@ -87,7 +87,8 @@ def test_sigterm_leaves_valid_outputs_and_resume_is_identical(real_clip, real_re
     assert len(lines) == 1 and lines[0].startswith("occlupose: interrupted:") and "--resume" in lines[0], r.stderr
     n = _check_valid_outputs(out, stem, frame_atomic=True)
     assert f"after {n} frames" in lines[0]
-    r = subprocess.run(real_command(clip, out, "--resume"), capture_output=True, text=True, timeout=300, cwd=ROOT)
+    # The resume runs in this process: the stopped process's files are all it has, as in a new one.
+    r = cli_main(*real_args(clip, out, "--resume"))
     assert r.returncode == 0, r.stderr
     # The last frames written are redone: they were smoothed and stitched without the frames after them.
     c = TrackerConfig()
@@ -95,7 +96,7 @@ def test_sigterm_leaves_valid_outputs_and_resume_is_identical(real_clip, real_re
     assert_same_results(out, reference, stem)
 
 
-def test_sigkill_leaves_readable_outputs_and_resume_is_identical(real_clip, real_reference, tmp_path):
+def test_sigkill_leaves_readable_outputs_and_resume_is_identical(real_clip, real_reference, tmp_path, cli_main):
     clip, reference = real_clip, real_reference
     """No cleanup at all: JSONL lines are flushed per frame, the video is fragmented, COCO is atomic."""
     out = tmp_path / "kill"
@@ -103,7 +104,7 @@ def test_sigkill_leaves_readable_outputs_and_resume_is_identical(real_clip, real
     r = _run_until(real_command(clip, out), out / f"{stem}.jsonl", 18, signal.SIGKILL)
     assert r.returncode == -signal.SIGKILL
     _check_valid_outputs(out, stem, frame_atomic=False)
-    r = subprocess.run(real_command(clip, out, "--resume"), capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = cli_main(*real_args(clip, out, "--resume"))
     assert r.returncode == 0, r.stderr
     assert_same_results(out, reference, stem)
 

@@ -21,7 +21,7 @@ import torch
 from posecore.errors import WeightsError
 from posecore.weights import load_checkpoint, read_checkpoint, save_checkpoint
 
-from tests.reliability.conftest import assert_one_line_error, run_cli
+from tests.reliability.conftest import assert_one_line_error
 from tests.reliability.media import write_video
 
 
@@ -133,30 +133,34 @@ def test_yolo_loader_refuses_pickles_that_run_code(tmp_path):
     clip = write_video(tmp_path / "clip.mp4", n=2)
     marker = tmp_path / "code ran"
     files = _malicious_files(tmp_path, marker)
-    # One process checks them all (a process start with torch costs seconds).
+    # One process checks them all, then runs the command line on one of them (a process start with torch
+    # costs seconds): the loader first, so that it meets the files in a fresh interpreter.
     script = (
         "import sys\n"
         "from posecore.detector import load_yolo\n"
         "from posecore.errors import WeightsError\n"
-        "for p in sys.argv[1:]:\n"
+        "clip, out, *paths = sys.argv[1:]\n"
+        "for p in paths:\n"
         "    try:\n"
         "        load_yolo(p)\n"
         "        print('LOADED', p)\n"
         "    except WeightsError as e:\n"
         "        print('REFUSED', ' '.join(str(e).split()))\n"
+        "sys.stdout.flush()\n"
+        "from app.cli import main\n"
+        "sys.exit(main(['process', clip, '-o', out, '-q', '--det-weights', paths[1]]))\n"
     )
     import subprocess
 
     from tests.reliability.conftest import ROOT
 
-    r = subprocess.run([sys.executable, "-c", script, *map(str, files.values())], capture_output=True, text=True,
-                       timeout=180, cwd=ROOT)
-    assert r.returncode == 0, r.stderr
+    assert files["evil_yolo_like"] == list(files.values())[1]
+    r = subprocess.run([sys.executable, "-c", script, str(clip), str(tmp_path / "o"), *map(str, files.values())],
+                       capture_output=True, text=True, timeout=180, cwd=ROOT)
     outcomes = [ln for ln in r.stdout.splitlines() if ln.startswith(("LOADED", "REFUSED"))]
-    assert len(outcomes) == len(files) and all(o.startswith("REFUSED") for o in outcomes), r.stdout
+    assert len(outcomes) == len(files) and all(o.startswith("REFUSED") for o in outcomes), (r.stdout, r.stderr)
     assert not marker.exists(), "a YOLO weights file ran its code"
     # and the command line reports it in one line
-    r = run_cli("process", clip, "-o", tmp_path / "o", "-q", "--det-weights", files["evil_yolo_like"], timeout=180)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 1 and len(lines) == 1 and "evil_yolo_like.pt" in lines[0], r.stderr
     assert not marker.exists()

@@ -25,7 +25,7 @@ from posecore.io.result_writers import read_jsonl
 from posecore.io.sources import open_source
 from posecore.io.video_writer import VideoWriter
 
-from tests.reliability.conftest import ROOT, assert_one_line_error, assert_same_results, real_command
+from tests.reliability.conftest import ROOT, assert_one_line_error, assert_same_results, real_args, real_command
 from tests.reliability.media import FullDisk, scripted_pipeline, write_video
 
 N = 24
@@ -120,7 +120,7 @@ def _limit_file_size(limit: int):
     return apply
 
 
-def test_real_file_size_limit_in_every_writer(real_clip, real_reference, tmp_path):
+def test_real_file_size_limit_in_every_writer(real_clip, real_reference, tmp_path, cli_main):
     """The operating system refuses writes past 60 kB per file (EFBIG, like a full disk for that file):
     one line, exit 1, valid outputs; then --resume without the limit gives the uninterrupted results."""
     out = tmp_path / "limited"
@@ -133,7 +133,7 @@ def test_real_file_size_limit_in_every_writer(real_clip, real_reference, tmp_pat
     recs = list(read_jsonl(out / f"{stem}.jsonl"))
     assert recs == list(read_jsonl(real_reference / f"{stem}.jsonl"))[: len(recs)]
     assert not (out / f"{stem}.coco.json").exists() and not list(out.glob(".*.tmp"))
-    r = subprocess.run(real_command(real_clip, out, "--resume"), capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = cli_main(*real_args(real_clip, out, "--resume"))  # in this process, which has no limit
     assert r.returncode == 0, r.stderr
     assert_same_results(out, real_reference, stem)
 
