@@ -51,12 +51,14 @@ class _OneLineFormatter(logging.Formatter):
         return f"occlupose: {record.levelname.lower()}: {record.getMessage()}"
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(verbose: bool, quiet: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_OneLineFormatter())
     log.handlers[:] = [handler]
     log.setLevel(logging.INFO if verbose else logging.WARNING)
     log.propagate = False
+    # The one-time note of how long the OpenVINO conversion took is shown unless --quiet.
+    logging.getLogger("occlupose.runtime").setLevel(logging.WARNING if quiet and not verbose else logging.INFO)
 
 
 def _positive_seconds(text: str) -> float:
@@ -209,7 +211,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-video", action="store_true", help="do not write the annotated video")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")
     p.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no notes (e.g. the time of a first "
+                                                                  "OpenVINO conversion)")
     p.add_argument("--stream-timeout", type=_positive_seconds, default=10.0, metavar="SECONDS",
                    help="give up on a stream URL that sends nothing for this long (default 10)")
     add_pipeline_arguments(p)
@@ -293,7 +296,7 @@ def _one_line(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, getattr(args, "quiet", False))
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread (embedded use)

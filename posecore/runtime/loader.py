@@ -1,11 +1,14 @@
 """The detector's way in: the cached IR for its weights, converted on first use, or None (PyTorch).
 
-Messages go to stderr, one line each: how long a conversion took, that a damaged entry is rebuilt, and why
-OpenVINO is not used when conversion fails (the detector then runs PyTorch).
+Messages go to stderr, one line each: that a damaged entry is rebuilt, and why OpenVINO is not used when
+conversion fails (the detector then runs PyTorch). How long a conversion took is a note on the
+``occlupose.runtime`` logger (INFO): the command line shows it unless ``--quiet``, so that a scripted run
+that meets bad input still prints exactly one line.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -13,6 +16,8 @@ import torch
 
 from . import cache
 from .openvino_backend import OpenVinoNet, supports_bf16
+
+log = logging.getLogger("occlupose.runtime")
 
 
 def _say(message: str) -> None:
@@ -48,8 +53,8 @@ def load_openvino(weights: Path, net: torch.nn.Module, example: torch.Tensor, pr
                 _say(f"cached OpenVINO model {key.folder()} is damaged ({damage}); converting again")
             if entry is None:
                 entry = build(net, example, key, neck)
-                _say(f"converted {Path(weights).name} to OpenVINO in {entry.meta['convert_s']:.1f} s "
-                     f"(cached in {entry.path.parent})")
+                log.info(f"converted {Path(weights).name} to OpenVINO in {entry.meta['convert_s']:.1f} s "
+                         f"(cached in {entry.path.parent})")
         return OpenVinoNet(entry.xml, precision, *concurrency, compiled_cache=cache.cache_root() / "compiled")
     except Exception as e:  # any failure of conversion or loading means: keep running, on PyTorch
         _say(f"OpenVINO conversion failed ({_first_line(e)}); running PyTorch")

@@ -122,3 +122,18 @@ def test_video_with_zero_frames(cli_main, tmp_path):
         s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
         c.start_encoding()
     _assert_one_line_error(cli_main("process", p, "-o", tmp_path / "out", "-q"), "no frames")
+
+
+@pytest.mark.parametrize("quiet, shown", [(True, False), (False, True)])
+def test_the_conversion_note_is_quiet_under_q(quiet, shown, capsys):
+    # A first OpenVINO conversion notes how long it took; --quiet keeps a bad input's error the only line.
+    import logging
+
+    from app.cli import _setup_logging
+    from posecore.runtime.loader import log as runtime_log
+
+    _setup_logging(verbose=False, quiet=quiet)
+    runtime_log.info("converted yolo11n-pose.pt to OpenVINO in 1.0 s")
+    logging.getLogger("occlupose").error("cannot read video x.mp4")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert ("converted" in err[0]) is shown and len(err) == 1 + shown
