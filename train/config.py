@@ -304,7 +304,7 @@ class HeldOutSplit:
     """One evaluation set: a COCO-format file and images; ``images``: the ids used (null: all)."""
 
     name: str = "coco"
-    format: Literal["coco", "crowdpose", "ochuman"] = "coco"
+    format: Literal["coco", "crowdpose", "ochuman", "posetrack"] = "coco"
     ann_file: Path = Path("")
     img_dir: Path = Path("")
     images: list[int] | None = None
