@@ -8,7 +8,8 @@ other slots become unlabelled (v = 0), which pycocotools' OKS leaves out of each
 Its flag 1 means "labelled" (the files mark no occlusion), so there is no visible / occluded split; and
 its boxes carry no mask area, so the OKS scale is 0.53 x the box area, crowdposetools' rule for boxes.
 Frames have ignore regions (polygons round unlabelled people): as PoseTrack's own evaluation (poseval)
-drops predicted joints that fall in them, a predicted person whose joints all lie in them is dropped.
+drops predicted joints that fall in them, a predicted person whose 13 scored joints all lie in them is
+dropped.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ def posetrack_as_coco(gt: dict) -> dict:
     out = copy.deepcopy(gt)
     drop = np.setdiff1d(np.arange(17), SHARED_SLOTS)
     for ann in out["annotations"]:
-        kp = np.asarray(ann["keypoints"], np.float64).reshape(17, 3)
+        kp = np.asarray(ann.get("keypoints", []), np.float64)
+        if kp.size != 51:
+            raise DatasetError(f"PoseTrack annotation {ann.get('id')}: {kp.size} keypoint numbers, expected 51")
+        kp = kp.reshape(17, 3)
         kp[drop] = 0.0
         ann["keypoints"] = kp.reshape(-1).tolist()
         ann["num_keypoints"] = int((kp[:, 2] > 0).sum())
@@ -49,7 +53,7 @@ def ignore_regions(image: dict) -> list[np.ndarray]:
 
 
 def in_ignore_regions(keypoints: np.ndarray, regions: list[np.ndarray]) -> bool:
-    """Whether every joint of float[K, 2+] ``keypoints`` lies inside one of ``regions``."""
+    """Whether every joint of float[K, 2+] ``keypoints`` lies inside one of ``regions`` (any one)."""
     if not regions:
         return False
     inside = np.zeros(len(keypoints), bool)
