@@ -301,10 +301,12 @@ class DistillLossConfig:
 
 @dataclass
 class HeldOutSplit:
-    """One evaluation set: a COCO-format file and images; ``images``: the ids used (null: all)."""
+    """One evaluation set: a COCO-format file and images; ``images``: the ids used (null: all).
+    ``posetrack``: PoseTrack18's COCO-like files, scored on the joints that are COCO's
+    (:mod:`train.datasets.posetrack`)."""
 
     name: str = "coco"
-    format: Literal["coco", "crowdpose", "ochuman"] = "coco"
+    format: Literal["coco", "crowdpose", "ochuman", "posetrack"] = "coco"
     ann_file: Path = Path("")
     img_dir: Path = Path("")
     images: list[int] | None = None

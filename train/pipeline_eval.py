@@ -20,7 +20,7 @@ import json
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +36,7 @@ from posecore.types import Poses
 
 from .config import HeldOutSplit, TrainConfig
 from .datasets import DatasetError
+from .datasets.posetrack import SHARED_SLOTS, ignore_regions, in_ignore_regions, posetrack_as_coco
 from .distill import base_detector
 from .evaluate import evaluate_keypoints, normalise_gt
 
@@ -53,10 +54,26 @@ class HeldOutSet:
     gt: dict
     paths: dict[int, Path]
     kind: str  # "coco" or "crowdpose"
+    visibility: bool = True  # the files flag occluded joints (v = 1) apart from visible ones (v = 2)
+    # image id -> float[P, 2] polygons round unlabelled people (PoseTrack): people found there are dropped
+    ignore: dict[int, list[np.ndarray]] = field(default_factory=dict)
 
     @property
     def people(self) -> int:
         return sum(1 for a in self.gt["annotations"] if not a.get("iscrowd") and a.get("num_keypoints", 1) > 0)
+
+    def results(self, poses: Poses, image_id: int) -> list[dict]:
+        """COCO results of the poses found in one image, in this set's joints."""
+        regions = self.ignore.get(image_id)
+        if regions:
+            poses = poses.select(np.array([not in_ignore_regions(k[SHARED_SLOTS], regions)
+                                           for k in poses.keypoints], bool))
+        return _results(poses, image_id, self.kind)
+
+    def evaluate(self, results: list[dict]) -> dict[str, float]:
+        """pycocotools' metrics of ``results``; the visible / occluded split where the files make it."""
+        sigmas = (COCO17 if self.kind == "coco" else CROWDPOSE14).sigmas
+        return evaluate_keypoints(self.gt, results, sigmas, self.kind, visibility_split=self.visibility)
 
 
 def load_heldout(splits: list[HeldOutSplit]) -> list[HeldOutSet]:
@@ -69,8 +86,13 @@ def load_heldout(splits: list[HeldOutSplit]) -> list[HeldOutSet]:
         ids = {int(im["id"]) for im in images}
         anns = [a for a in raw["annotations"] if int(a["image_id"]) in ids]
         kind = "crowdpose" if s.format == "crowdpose" else "coco"
+        if s.format == "posetrack":
+            anns = posetrack_as_coco({"annotations": anns})["annotations"]
         hs = sets.setdefault(s.name, HeldOutSet(s.name, {"images": [], "annotations": [],
                                                          "categories": raw.get("categories", [])}, {}, kind))
+        if s.format == "posetrack":
+            hs.visibility = False
+            hs.ignore.update({int(im["id"]): ignore_regions(im) for im in images})
         if ids & set(hs.paths):
             raise ConfigError(f"distill.heldout: image ids of {s.ann_file} collide within set {s.name!r}")
         next_id = 1 + max([int(a.get("id", 0)) for a in hs.gt["annotations"]] or [0])
@@ -80,7 +102,7 @@ def load_heldout(splits: list[HeldOutSplit]) -> list[HeldOutSet]:
             hs.gt["annotations"].append(a)
         hs.gt["images"] += images
         hs.paths.update({int(im["id"]): Path(s.img_dir) / im["file_name"] for im in images})
-    return [HeldOutSet(h.name, normalise_gt(h.gt), h.paths, h.kind) for h in sets.values()]
+    return [replace(h, gt=normalise_gt(h.gt)) for h in sets.values()]
 
 
 def _results(poses: Poses, image_id: int, kind: str) -> list[dict]:
@@ -98,13 +120,12 @@ def score_set(hs: HeldOutSet, base: Detector, refiner: YoloRefiner | None) -> di
             raise DatasetError(f"held-out image missing or unreadable: {path}")
         det = base.detect(frame)
         poses = Poses(det.boxes, det.scores, det.keypoints, det.keypoints[..., 2] >= 0.5)
-        base_res += _results(poses, image_id, hs.kind)
+        base_res += hs.results(poses, image_id)
         if refiner is not None:
-            ref_res += _results(refiner.refine(frame, poses, det.features), image_id, hs.kind)
-    sigmas = (COCO17 if hs.kind == "coco" else CROWDPOSE14).sigmas
-    out = {"base": evaluate_keypoints(hs.gt, base_res, sigmas, hs.kind)}
+            ref_res += hs.results(refiner.refine(frame, poses, det.features), image_id)
+    out = {"base": hs.evaluate(base_res)}
     if refiner is not None:
-        out["refined"] = evaluate_keypoints(hs.gt, ref_res, sigmas, hs.kind)
+        out["refined"] = hs.evaluate(ref_res)
     return out
 
 

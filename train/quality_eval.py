@@ -29,13 +29,11 @@ from posecore.config import from_dict, load_yaml, option
 from posecore.detector import Detector, DetectorConfig
 from posecore.errors import ConfigError
 from posecore.multiscale import MultiPassDetector, PassesConfig, preset
-from posecore.skeleton import COCO17, CROWDPOSE14
 from posecore.types import Poses
 
 from .datasets import DatasetError
 from .config import HeldOutSplit
-from .evaluate import evaluate_keypoints
-from .pipeline_eval import HeldOutSet, _plain, _results, load_heldout
+from .pipeline_eval import HeldOutSet, _plain, load_heldout
 
 Print = Callable[[str], None]
 METRICS = ("AP", "AP50", "AR", "visible.AP", "occluded.AP")
@@ -96,9 +94,8 @@ def score(hs: HeldOutSet, detector) -> dict[str, float]:
         if frame is None:
             raise DatasetError(f"evaluation image missing or unreadable: {path}")
         det = detector.detect(frame)
-        results += _results(Poses(det.boxes, det.scores, det.keypoints), image_id, hs.kind)
-    sigmas = (COCO17 if hs.kind == "coco" else CROWDPOSE14).sigmas
-    return evaluate_keypoints(hs.gt, results, sigmas, hs.kind)
+        results += hs.results(Poses(det.boxes, det.scores, det.keypoints), image_id)
+    return hs.evaluate(results)
 
 
 def video_frames(path: Path, count: int) -> list[np.ndarray]:
