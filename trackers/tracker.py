@@ -23,9 +23,9 @@ Matching stages (ByteTrack-style; "high" poses score at least ``high_score``, "l
 4. tentative tracks vs the remaining high poses, as stage 1.
 
 Remaining poses scoring at least ``new_track_score`` start tentative tracks (in the first ``min_hits``
-frames after a reset, every remaining pose starts a track confirmed at once, as SORT does), except a
-pose whose joints sit on those of a pose matched or started in the same frame: the detector reported one
-person twice (``birth_dup_joints``). IDs start
+frames after a reset, every remaining pose starts a track confirmed at once, as SORT does); after those,
+a pose whose joints sit on those of a pose matched or started in the same frame starts none: the detector
+reported one person twice (``birth_dup_joints``). IDs start
 at 1 and are never reused until :meth:`Tracker.reset`.
 
 The track table is a set of parallel arrays (one row per track), filters included, so everything but
@@ -95,8 +95,9 @@ class TrackerConfig:
                                       help="per frame, factor on the rate a lost box grows or shrinks (0: it keeps "
                                            "its size; a box cut by the image edge must not shrink away)")
     birth_dup_joints: int = option(5, ge=0, le=1000,
-                                   help="a free pose starts no track when this many of its joints sit on those of a "
-                                        "pose matched or started in the same frame (one person reported twice); 0: off")
+                                   help="after the first min_hits frames, a free pose starts no track when this many "
+                                        "of its joints sit on those of a pose matched or started in the same frame "
+                                        "(one person reported twice); 0: off")
     max_tracks: int = option(1000, ge=1, le=1000000, help="track table limit; the longest-unmatched go first")
     # Keypoint filter.
     kp_seen_conf: float = option(0.3, ge=0.0, le=1.0, help="joints from this confidence are seen and used for OKS")
@@ -443,7 +444,8 @@ class Tracker:
         # While warming up every usable pose counts (a still image keeps all its people); later only
         # confident ones, so that flickering false detections do not start tracks.
         new = np.flatnonzero(free & (det.scores >= (c.low_score if warmup else c.new_track_score)))
-        new = self._not_duplicates(det, free, new)
+        if not warmup:  # a still image keeps every pose as detected
+            new = self._not_duplicates(det, free, new)
         if len(new):
             n = len(new)
             self._box.add(det.boxes[new])
