@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from posecore.config import to_dict
 from posecore.errors import OccluposeError
 from app.run.pipeline import Pipeline, PipelineConfig, torch_threads
 from posecore.types import Poses, Track, TrackState
@@ -70,7 +71,7 @@ def _cache_key(cfg: PipelineConfig, video: Path) -> str:
     d, p = cfg.detector, cfg.pose
     st = video.stat()
     text = json.dumps([str(video.resolve()), st.st_size, st.st_mtime_ns, d.imgsz, d.conf, d.iou, str(d.weights),
-                       p.backend, str(p.weights), p.refine, p.seen_threshold])
+                       p.backend, str(p.weights), p.refine, p.seen_threshold, to_dict(cfg.passes)])
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 

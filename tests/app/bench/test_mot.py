@@ -36,6 +36,19 @@ def test_pose_cache_round_trip(tmp_path):
         assert np.array_equal(a.seen, b.seen)
 
 
+def test_pose_cache_key_follows_the_passes(tmp_path):
+    # Poses made with the flip test are not the single pass's: a cache shared by both must keep them apart.
+    from app.bench.mot import _cache_key
+    from app.run.pipeline import PipelineConfig
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x")
+    fast, flip = PipelineConfig(), PipelineConfig()
+    fast.passes.flip = False
+    assert _cache_key(fast, video) != _cache_key(flip, video)
+    assert _cache_key(flip, video) == _cache_key(PipelineConfig(), video)
+
+
 def test_as_mot_keeps_or_drops_predicted_tracks():
     ft = FrameTracks(np.array([1, 2]), np.zeros((2, 4), np.float32) + [0, 0, 5, 5], np.zeros((2, 17, 3)),
                      np.array([True, False]))
