@@ -65,11 +65,11 @@ class TrackerConfig:
     """
 
     # Which poses take part.
-    high_score: float = option(0.5, ge=0.0, le=1.0, help="poses from this score are matched first and may start tracks")
+    high_score: float = option(0.65, ge=0.0, le=1.0, help="poses from this score are matched first and may start tracks")
     low_score: float = option(0.1, ge=0.0, le=1.0,
                               help="poses below are ignored; between low and high they only extend tracks "
                                    "(and start them in the first min_hits frames)")
-    new_track_score: float = option(0.5, ge=0.0, le=1.0,
+    new_track_score: float = option(0.65, ge=0.0, le=1.0,
                                     help="after the first min_hits frames, a pose starts a track only from this score")
     # Association.
     iou_weight: float = option(0.5, ge=0.0, le=1.0,

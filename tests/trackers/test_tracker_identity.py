@@ -191,7 +191,7 @@ def test_a_person_reported_twice_gets_one_id(dup_joints, expected_ids):
     for f in range(30):
         whole = person(100.0 + 4 * f, 50.0, 300.0)
         people = [whole, _half_body_copy(*whole)] if 10 <= f < 20 else [whole]
-        ids |= {t.track_id for t in _confirmed(tracker.update(frame(people, [0.8, 0.6][:len(people)]), f))}
+        ids |= {t.track_id for t in _confirmed(tracker.update(frame(people, [0.9, 0.8][:len(people)]), f))}
     assert len(ids) == expected_ids
 
 
