@@ -41,6 +41,8 @@ class YoloRefiner:
     confidences, ``seen`` flags, boxes and scores are kept. All people go through one forward pass.
     """
 
+    reads_joint_features = False  # it reads the detector's maps (``Detections.features``), not the estimator's
+
     def __init__(self, net: YoloRefinerNet, iou_threshold: float = 0.3, max_pairs: int = 32,
                  device: str | torch.device = "cpu", info: dict | None = None):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)

@@ -97,7 +97,7 @@ def build_estimator(cfg: PoseConfig, device: str) -> PoseEstimator:
                                             seen_threshold=cfg.seen_threshold)
 
 
-def build_pair_stage(cfg: PoseConfig, estimator: PoseEstimator, device: str) -> PairStage | None:
+def build_pair_stage(cfg: PoseConfig, estimator: PoseEstimator) -> PairStage | None:
     """The dag backend's CoupleGraph stage (``pose.pair_weights``, else the one inside ``pose.weights``), or
     None: the DAG alone, said once in the log. Weights that are missing or do not fit raise WeightsError."""
     if cfg.backend != "dag":
@@ -233,7 +233,7 @@ class Pipeline:
 
             refiner = build_default_refiner(detector, cfg.pose.refine)
         else:
-            refiner = build_pair_stage(cfg.pose, estimator, cfg.detector.device)
+            refiner = build_pair_stage(cfg.pose, estimator)
         # -- extra inference passes for the yolo backend's keypoints: flip, scale or tiles, zoom-in (multiscale)
         if cfg.pose.backend != "yolo":
             pass  # the dag backend finds its own joints in the boxes (and has its own flip_test)
@@ -285,7 +285,7 @@ class Pipeline:
     def _poses(self, image: np.ndarray, detections: Detections, timings: dict[str, float]) -> Poses:
         t1 = time.perf_counter()
         features = detections.features
-        if getattr(self.refiner, "reads_joint_features", False):  # the dag backend's pair stage
+        if self.refiner is not None and self.refiner.reads_joint_features:  # the dag backend's pair stage
             poses, features = self.estimator.estimate_features(image, detections)
         else:
             poses = self.estimator.estimate(image, detections)

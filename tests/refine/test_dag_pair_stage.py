@@ -54,7 +54,7 @@ def estimator(ckpts):
 def _stage(ckpts, estimator, weights: str, pair: str | None = None, **kw):
     cfg = PoseConfig(backend="dag", weights=str(ckpts[weights]), pair_weights=None if pair is None else str(ckpts[pair]),
                      **kw)
-    return build_pair_stage(cfg, estimator, "cpu")
+    return build_pair_stage(cfg, estimator)
 
 
 def test_pair_stage_from_inside_the_dag_checkpoint(ckpts, estimator):
@@ -97,7 +97,7 @@ def test_pair_weights_that_cannot_serve_are_one_clear_error(ckpts, estimator, pa
 def test_pair_weights_need_the_dag_backend(ckpts):
     cfg = PoseConfig(backend="yolo", pair_weights=str(ckpts["pair"]))
     with pytest.raises(ConfigError, match="only for the dag backend"):
-        build_pair_stage(cfg, None, "cpu")
+        build_pair_stage(cfg, None)
 
 
 def test_refine_moves_paired_people_only_and_swaps_with_them():
