@@ -201,15 +201,21 @@ def _couple_parts(cfg: TrainConfig, train_ann: KeypointAnnotations, device, dist
     if not pairs:
         raise DatasetError(f"{train_ann.ann_file}: no pair of people overlaps with IoU >= {rc.iou_threshold}")
     dataset = PairDataset(pairs, sigmas, cfg.solver.seed, rc.noise, rc.swap_prob, rc.miss_prob)
+    loader, sampler = _pair_loader(dataset, cfg, dist_info)
+    evaluator = None
+    if cfg.data.val is not None and rc.val_predictions is not None and cfg.solver.eval_every:
+        evaluator = _refiner_evaluator(cfg, device, dist_info, say)
+    return loader, sampler, CoupleLoss(), couple_forward, evaluator
+
+
+def _pair_loader(dataset, cfg: TrainConfig, dist_info) -> tuple[DataLoader, ShardSampler]:
+    """The shuffled, sharded loader of a pair dataset (a last short batch is dropped when a full one exists)."""
     sampler = ShardSampler(len(dataset), shuffle=True, seed=cfg.solver.seed, rank=dist_info.rank,
                            world_size=dist_info.world_size)
     per_rank = math.ceil(len(dataset) / dist_info.world_size)
     loader = DataLoader(dataset, batch_size=cfg.solver.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
                         drop_last=per_rank >= cfg.solver.batch_size)
-    evaluator = None
-    if cfg.data.val is not None and rc.val_predictions is not None and cfg.solver.eval_every:
-        evaluator = _refiner_evaluator(cfg, device, dist_info, say)
-    return loader, sampler, CoupleLoss(), couple_forward, evaluator
+    return loader, sampler
 
 
 def _dag_pair_parts(cfg: TrainConfig, train_ann: KeypointAnnotations, device, dist_info, say: Print):
@@ -244,11 +250,7 @@ def _dag_pair_parts(cfg: TrainConfig, train_ann: KeypointAnnotations, device, di
     if len(dataset) == 0:
         raise DatasetError(f"{train_ann.ann_file}: no pair of people overlaps with IoU >= {rc.iou_threshold} and "
                            "refiner.pasted_pairs makes none (it needs people with a segmentation to paste)")
-    sampler = ShardSampler(len(dataset), shuffle=True, seed=cfg.solver.seed, rank=dist_info.rank,
-                           world_size=dist_info.world_size)
-    per_rank = math.ceil(len(dataset) / dist_info.world_size)
-    loader = DataLoader(dataset, batch_size=cfg.solver.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
-                        drop_last=per_rank >= cfg.solver.batch_size)
+    loader, sampler = _pair_loader(dataset, cfg, dist_info)
     evaluator = None
     if cfg.data.val is not None and cfg.solver.eval_every:
         evaluator = _dag_pair_evaluator(cfg, device, dist_info, say)
