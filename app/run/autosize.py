@@ -43,6 +43,7 @@ def pipeline_for_source(config: PipelineConfig, frames: Iterable[Frame], recorde
         pipeline = Pipeline.from_config(with_imgsz(config, choice.imgsz))
     return pipeline, frames, choice
 
+
 def _detect_at(pipeline: Pipeline, config: PipelineConfig, size: int):
     """A single-pass detect function at ``size``: the pipeline's own base detector at the base size (its
     extra passes left out: the rule reads one plain pass), a new one otherwise."""
