@@ -304,18 +304,8 @@ class ModelPanel(QGroupBox):
 
         form = QFormLayout(self)
         form.addRow("Backend", self.backend)
-        row = QWidget()
-        h = QHBoxLayout(row)
-        h.setContentsMargins(0, 0, 0, 0)
-        h.addWidget(self.weights, 1)
-        h.addWidget(self.weights_browse)
-        form.addRow("Weights", row)
-        row = QWidget()
-        h = QHBoxLayout(row)
-        h.setContentsMargins(0, 0, 0, 0)
-        h.addWidget(self.pair_weights, 1)
-        h.addWidget(self.pair_weights_browse)
-        form.addRow("Pair weights", row)
+        form.addRow("Weights", _path_row(self.weights, self.weights_browse))
+        form.addRow("Pair weights", _path_row(self.pair_weights, self.pair_weights_browse))
         form.addRow("Device", self.device)
         form.addRow("Input size", self.imgsz)
         form.addRow(self.active)
@@ -434,3 +424,13 @@ class RecordPanel(QGroupBox):
         self.record_button.blockSignals(False)
         if stem is not None:
             self.status.setText(f"Recording to {stem}.*")
+
+
+def _path_row(edit: QLineEdit, browse: QToolButton) -> QWidget:
+    """A file path's field with its browse button beside it, as one form row."""
+    row = QWidget()
+    h = QHBoxLayout(row)
+    h.setContentsMargins(0, 0, 0, 0)
+    h.addWidget(edit, 1)
+    h.addWidget(browse)
+    return row
