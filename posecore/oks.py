@@ -12,6 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def joint_similarity(d2: np.ndarray, areas: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """float64[..., K]: each joint's ``exp(-d^2 / (2 s^2 (2 sigma)^2))`` for squared distances ``d2``
+    float[..., K] at scales ``areas`` float[...] (s^2), COCO's ``sigmas`` float[K]."""
+    var = 2.0 * np.asarray(areas, np.float64)[..., None] * (2.0 * np.asarray(sigmas, np.float64)) ** 2
+    return np.exp(-np.asarray(d2, np.float64) / var)
+
+
 def keypoint_similarity(d2: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
         valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """OKS of paired poses from their squared joint distances.
@@ -21,8 +28,7 @@ def keypoint_similarity(d2: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
     Returns (oks float64[...], count int[...]): the mean over the valid joints (0 where none is valid)
     and how many joints counted.
     """
-    var = 2.0 * np.asarray(areas, np.float64)[..., None] * (2.0 * np.asarray(sigmas, np.float64)) ** 2
-    e = np.exp(-np.asarray(d2, np.float64) / var)
+    e = joint_similarity(d2, areas, sigmas)
     if valid is None:
         return e.mean(-1), np.full(e.shape[:-1], e.shape[-1])
     valid = np.asarray(valid, bool)

@@ -12,7 +12,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from posecore.boxes import box_iou  # noqa: F401  (part of this module's API)
-from posecore.oks import keypoint_similarity
+from posecore.oks import joint_similarity, keypoint_similarity
+
+from .kalman import box_size
 
 _EPS = 1e-9
 _FORBIDDEN = 1e6  # cost put on gated pairs; far above any allowed cost, which are all in [0, a few]
@@ -74,10 +76,8 @@ def same_person(kpts: np.ndarray, boxes: np.ndarray, ref_kpts: np.ndarray, ref_b
         return np.zeros(m, bool)
     d2 = ((kpts[:, None, :, :2] - ref_kpts[None, :, :, :2]) ** 2).sum(-1)  # [M, R, K]
     both = (kpts[:, None, :, 2] >= min_conf) & (ref_kpts[None, :, :, 2] >= min_conf)
-    area = lambda b: np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1.0)  # noqa: E731
-    s2 = np.minimum(area(np.asarray(boxes, np.float64))[:, None], area(np.asarray(ref_boxes, np.float64))[None])
-    var = 2.0 * s2[..., None] * (2.0 * np.asarray(sigmas, np.float64)) ** 2
-    close = both & (np.exp(-d2 / var) >= min_sim)
+    s2 = np.minimum(box_size(boxes)[:, None], box_size(ref_boxes)[None]) ** 2  # the smaller box's area
+    close = both & (joint_similarity(d2, s2, sigmas) >= min_sim)
     return (close.sum(-1) >= min_joints).any(-1)
 
 
