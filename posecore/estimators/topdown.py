@@ -101,17 +101,21 @@ class TopDownEstimator:
 
     # ------------------------------------------------------------------ public
     def estimate(self, frame: np.ndarray, detections: Detections) -> Poses:
-        return self.estimate_features(frame, detections)[0]
+        return self._estimate(frame, detections, features=False)[0]
 
     def estimate_features(self, frame: np.ndarray, detections: Detections) -> tuple[Poses, np.ndarray | None]:
         """:meth:`estimate` and each person's joint features float32[N, K, C] (None: the model has none)."""
+        return self._estimate(frame, detections, features=True)
+
+    def _estimate(self, frame: np.ndarray, detections: Detections, features: bool
+                  ) -> tuple[Poses, np.ndarray | None]:
         k = self.model.num_joints
         if len(detections) == 0:
-            feats = np.zeros((0, k, self.feature_channels), np.float32) if self.feature_channels else None
+            feats = np.zeros((0, k, self.feature_channels), np.float32) if features and self.feature_channels else None
             return Poses.empty(k, self.skeleton), feats
         centers, scales = box_to_center_scale(detections.boxes, self.input_size, self.padding)
         crops = warp_crops(frame, centers, scales, self.input_size)
-        coords, scores, feats = self._predict_all(crops)
+        coords, scores, feats = self._predict_all(crops, features)
         xy = crop_to_image(coords, centers, scales, self.input_size)
         kpts = np.concatenate((xy, scores[..., None]), -1).astype(np.float32)
         poses = Poses(detections.boxes, detections.scores, kpts, scores >= self.seen_threshold, self.skeleton)
@@ -122,10 +126,13 @@ class TopDownEstimator:
 
         Returns coords float32[N, K, 2] in crop pixels and scores float32[N, K].
         """
-        return self._predict_all(crops)[:2]
+        return self._predict_all(crops, features=False)[:2]
 
-    def _predict_all(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        outs = [self._predict_batch(crops[s:s + self.batch_size]) for s in range(0, len(crops), self.batch_size)]
+    def _predict_all(self, crops: np.ndarray, features: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Coords and scores of the crops, and their joint features when ``features`` (None otherwise or
+        where the model has none: grid-sampling them is work only the pair stage needs)."""
+        outs = [self._predict_batch(crops[s:s + self.batch_size], features)
+                for s in range(0, len(crops), self.batch_size)]
         feats = None if outs[0][2] is None else np.concatenate([o[2] for o in outs])
         return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs]), feats
 
@@ -133,7 +140,7 @@ class TopDownEstimator:
     def preprocess(self, crops: np.ndarray) -> torch.Tensor:
         return preprocess_crops(crops, self.device)
 
-    def _predict_batch(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _predict_batch(self, crops: np.ndarray, features: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         n = len(crops)
         x = self.preprocess(crops)
         if self.flip_test:
@@ -152,7 +159,7 @@ class TopDownEstimator:
         dec_coords, scores = self.model.codec.decode(heatmaps)
         final = dec_coords if coords is None else coords.cpu().numpy()
         feats = None
-        if "features" in out and coords is not None:
+        if features and "features" in out and coords is not None:
             # Read at the final (flip-averaged) joints, on the unflipped crops' map.
             with torch.inference_mode():
                 feats = joint_features({"features": out["features"], "coords": [coords]}, self.input_size, n)
