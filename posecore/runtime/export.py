@@ -4,7 +4,8 @@ The IR takes rectangular letterboxed inputs of any size (``[1, 3, ?, ?]``): the 
 grid from the input's shape (Ultralytics' ``dynamic`` head), so one conversion serves every frame size;
 :mod:`.openvino_backend` compiles it per input shape. Conversion is ``openvino.convert_model`` on the
 traced module, the way Ultralytics' own exporter does it; int8 is ``nncf.quantize`` with the head's decoding
-(box distribution, sigmoids, anchor arithmetic) kept in float, as Ultralytics' int8 export keeps it.
+(box distribution, sigmoids, anchor arithmetic) kept in float, as Ultralytics' int8 export keeps it, and the
+pose head's keypoint branch too (:func:`head_float_scope`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from . import cache
 
 POLICY = "dynamic-hw"  # one IR for any letterboxed input size; compiled per shape
+INT8_RECIPE = "float-decode+keypoint-branch"  # head_float_scope
 
 
 class _Outputs(torch.nn.Module):
@@ -70,9 +72,14 @@ def converter_version() -> str:
 def cache_key(weights: Path, precision: str, neck: bool, weights_sha256: str | None = None) -> cache.CacheKey:
     import openvino as ov
 
+    converter = converter_version()
+    if precision == "int8":  # what stays float is part of the model: a changed recipe makes a new entry
+        from importlib.metadata import version
+
+        converter += f"+nncf-{version('nncf')}+{INT8_RECIPE}"
     return cache.CacheKey(weights_sha256 or cache.file_sha256(Path(weights)), POLICY,
                           "int8" if precision == "int8" else "fp32", "head+neck" if neck else "head",
-                          ov.get_version(), converter_version())
+                          ov.get_version(), converter)
 
 
 def convert(net: torch.nn.Module, example: torch.Tensor, neck: bool = False):
@@ -90,8 +97,13 @@ def convert(net: torch.nn.Module, example: torch.Tensor, neck: bool = False):
 
 
 def head_float_scope(model):
-    """``nncf.IgnoredScope`` of the head's decoding ops (kept in float: int8 there costs box and keypoint
-    accuracy, not speed), found as Ultralytics' int8 exporter finds them: after the last Sigmoid's scope."""
+    """``nncf.IgnoredScope`` of what stays in float in an int8 model, in the head found as Ultralytics' int8
+    exporter finds it (the last Sigmoid's scope):
+
+    * the decoding ops (int8 there costs box and keypoint accuracy, not speed), as Ultralytics keeps them;
+    * the keypoint branch (the pose head's ``cv4`` convolutions, about a seventh of YOLO11n-pose's
+      operations at 640): joints are regressed as pixel offsets, and int8 there cost a third of the
+      COCO-mini keypoint AP lost (0.4175 with it in int8, 0.4502 in float, 0.4664 fp32; README, "Runtime")."""
     import nncf
 
     ops = model.get_ordered_ops()
@@ -101,7 +113,7 @@ def head_float_scope(model):
     head = sigmoids[-1].split("/", 1)[0]
     return nncf.IgnoredScope(names=[op.get_friendly_name() for op in ops
                                     if op.get_type_name() == "Sigmoid"
-                                    or op.get_friendly_name().startswith((f"{head}/", f"{head}.dfl"))],
+                                    or op.get_friendly_name().startswith((f"{head}/", f"{head}.dfl", f"{head}.cv4."))],
                              validate=False)
 
 

@@ -153,3 +153,30 @@ def test_neck_maps_for_the_refiner_match_pytorch(frames, torch_detections):
     for a, b in zip(ours.maps, ref.maps):
         assert a.shape == b.shape
         torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)
+
+
+def test_int8_keeps_the_keypoint_branch_and_the_decoding_in_float(converted, frames, monkeypatch):
+    """int8 quantizes the backbone but not the pose head's keypoint branch (cv4) nor its decoding: joints
+    are regressed as pixel offsets; int8 there lost most of int8's keypoint AP (README, "Runtime")."""
+    import openvino as ov
+
+    from posecore.runtime.calibration import calibration_inputs
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(converted))
+    det = Detector(imgsz=IMGSZ, device="cpu")
+    entry, _ = cache.lookup(export.cache_key(det.weights, "fp32", neck=False))
+    fp32 = ov.Core().read_model(str(entry.xml))
+    quantized = export.quantize(fp32, calibration_inputs(frames[:2], det.letterbox), 2)
+
+    def fed_by_fake_quantize(op) -> bool:
+        return op.input_value(0).get_node().get_type_name() == "FakeQuantize"
+
+    convs = [op for op in quantized.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    keypoint_branch = [op for op in convs if ".cv4." in op.get_friendly_name()]
+    box_branch = [op for op in convs if ".cv2." in op.get_friendly_name()]
+    assert len(keypoint_branch) == 9  # three 3-layer branches, one per scale
+    assert not any(fed_by_fake_quantize(op) for op in keypoint_branch)
+    assert any(fed_by_fake_quantize(op) for op in box_branch)  # the rest of the head is int8
+    assert sum(fed_by_fake_quantize(op) for op in convs) > len(convs) // 2
+    assert not any(op.get_type_name() == "FakeQuantize" and any(
+        t.get_node().get_type_name() == "Sigmoid" for t in op.input_values()) for op in quantized.get_ordered_ops())
