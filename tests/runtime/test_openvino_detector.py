@@ -157,7 +157,7 @@ def test_neck_maps_for_the_refiner_match_pytorch(frames, torch_detections):
 
 def test_int8_keeps_the_keypoint_branch_and_the_decoding_in_float(converted, frames, monkeypatch):
     """int8 quantizes the backbone but not the pose head's keypoint branch (cv4) nor its decoding: joints
-    are regressed as pixel offsets; int8 there lost most of int8's keypoint AP (README, "Runtime")."""
+    are regressed as pixel offsets, and int8 there made two thirds of int8's AP loss (README, "Runtime")."""
     import openvino as ov
 
     from posecore.runtime.calibration import calibration_inputs
