@@ -214,8 +214,8 @@ class OverlayPanel(QGroupBox):
             lay.addWidget(w)
             w.toggled.connect(self._emit_options)
         form = QFormLayout()
-        form.addRow("Person conf.", self._row(self.det_slider, self.det_value))
-        form.addRow("Joint conf.", self._row(self.kpt_slider, self.kpt_value))
+        form.addRow("Person conf.", _row(self.det_slider, self.det_value))
+        form.addRow("Joint conf.", _row(self.kpt_slider, self.kpt_value))
         lay.addLayout(form)
         self.kpt_slider.valueChanged.connect(self._emit_options)
         self.det_slider.valueChanged.connect(self._emit_det)
@@ -230,15 +230,6 @@ class OverlayPanel(QGroupBox):
         label.setMinimumWidth(32)
         s.valueChanged.connect(lambda v: label.setText(f"{v / 100:.2f}"))
         return s, label
-
-    @staticmethod
-    def _row(a: QWidget, b: QWidget) -> QWidget:
-        w = QWidget()
-        lay = QHBoxLayout(w)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(a, 1)
-        lay.addWidget(b)
-        return w
 
     def options(self) -> DrawOptions:
         return DrawOptions(skeleton=self.skeleton.isChecked(), boxes=self.boxes.isChecked(),
@@ -304,8 +295,8 @@ class ModelPanel(QGroupBox):
 
         form = QFormLayout(self)
         form.addRow("Backend", self.backend)
-        form.addRow("Weights", _path_row(self.weights, self.weights_browse))
-        form.addRow("Pair weights", _path_row(self.pair_weights, self.pair_weights_browse))
+        form.addRow("Weights", _row(self.weights, self.weights_browse))
+        form.addRow("Pair weights", _row(self.pair_weights, self.pair_weights_browse))
         form.addRow("Device", self.device)
         form.addRow("Input size", self.imgsz)
         form.addRow(self.active)
@@ -426,11 +417,12 @@ class RecordPanel(QGroupBox):
             self.status.setText(f"Recording to {stem}.*")
 
 
-def _path_row(edit: QLineEdit, browse: QToolButton) -> QWidget:
-    """A file path's field with its browse button beside it, as one form row."""
+def _row(main: QWidget, side: QWidget) -> QWidget:
+    """One form row of two widgets: ``main`` takes the width (a slider, a path field), ``side`` sits beside
+    it (its value, its browse button)."""
     row = QWidget()
     h = QHBoxLayout(row)
     h.setContentsMargins(0, 0, 0, 0)
-    h.addWidget(edit, 1)
-    h.addWidget(browse)
+    h.addWidget(main, 1)
+    h.addWidget(side)
     return row
