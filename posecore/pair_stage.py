@@ -87,14 +87,16 @@ class PairStage:
         return cls(net, float(entry.get("iou_threshold", 0.3)), device=device, source=where)
 
     @classmethod
-    def for_dag(cls, dag_weights: str | os.PathLike, pair_weights: str | os.PathLike | None, skeleton: str,
-                num_joints: int, feature_channels: int, device: str | torch.device = "cpu") -> "PairStage | None":
-        """The pair stage of a DAG run: ``pair_weights`` when given, else the one inside ``dag_weights``,
-        else None (the DAG runs alone). Raises :class:`WeightsError` when it does not fit the DAG."""
+    def for_dag(cls, dag_weights: str | os.PathLike, dag_extra: dict, pair_weights: str | os.PathLike | None,
+                skeleton: str, num_joints: int, feature_channels: int,
+                device: str | torch.device = "cpu") -> "PairStage | None":
+        """The pair stage of a DAG run: ``pair_weights`` when given, else the one inside the DAG checkpoint
+        ``dag_weights`` (its ``extra``, ``dag_extra``, as read when the DAG was loaded), else None (the DAG
+        runs alone). Raises :class:`WeightsError` when it does not fit the DAG."""
         if pair_weights is not None:
             stage = cls.from_checkpoint(pair_weights, device)
         else:
-            entry = read_checkpoint(dag_weights).extra.get(EXTRA_KEY)
+            entry = dag_extra.get(EXTRA_KEY)
             if entry is None:
                 return None
             stage = cls.from_extra(entry, str(dag_weights), device)

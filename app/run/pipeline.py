@@ -99,7 +99,8 @@ def build_estimator(cfg: PoseConfig, device: str) -> PoseEstimator:
 
 def build_pair_stage(cfg: PoseConfig, estimator: PoseEstimator) -> PairStage | None:
     """The dag backend's CoupleGraph stage (``pose.pair_weights``, else the one inside ``pose.weights``), or
-    None: the DAG alone, said once in the log. Weights that are missing or do not fit raise WeightsError."""
+    None: the DAG alone, said once in the log. Weights that are missing or do not fit raise WeightsError.
+    ``estimator``: the one :func:`build_estimator` made from ``cfg`` (it holds the DAG checkpoint's extra)."""
     if cfg.backend != "dag":
         if cfg.pair_weights:
             raise ConfigError("pose.pair_weights: only for the dag backend (--pose dag)")
@@ -109,8 +110,8 @@ def build_pair_stage(cfg: PoseConfig, estimator: PoseEstimator) -> PairStage | N
     if cfg.refine == "off":
         log.info("pose.refine: off: the DAG runs without its pair stage")
         return None
-    stage = PairStage.for_dag(cfg.weights, cfg.pair_weights, estimator.skeleton, estimator.num_joints,
-                              estimator.feature_channels, device=estimator.device)
+    stage = PairStage.for_dag(cfg.weights, estimator.checkpoint_extra, cfg.pair_weights, estimator.skeleton,
+                              estimator.num_joints, estimator.feature_channels, device=estimator.device)
     if stage is None and cfg.refine == "on":
         raise ConfigError(f"pose.refine: on: {cfg.weights} holds no pair stage; give one with --pair-weights")
     if stage is None:

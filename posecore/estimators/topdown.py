@@ -24,7 +24,7 @@ from ..codecs.grid import input_to_normalized
 from ..models.fusion import fuse_conv_bn
 from ..models.gcn import sample_joint_features
 from ..types import Detections, Poses
-from ..weights import load_checkpoint
+from ..weights import build_from, read_checkpoint
 from .crops import box_to_center_scale, crop_to_image, warp_crops
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -65,11 +65,13 @@ class TopDownEstimator:
         padding: box enlargement of the crop (HRNet's 1.25).
         fuse: fold BatchNorm into the convolutions of a private copy of the model (the model passed
             in is left untouched, so it can go on training).
+        checkpoint_extra: what the model's checkpoint stored beside the weights (epoch, metrics, a pair
+            stage: :mod:`posecore.pair_stage`), kept so that nothing reads the file again for it.
     """
 
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "auto", flip_test: bool = False,
                  seen_threshold: float = 0.5, half: bool | None = None, batch_size: int = 64,
-                 padding: float = 1.25, fuse: bool = True) -> None:
+                 padding: float = 1.25, fuse: bool = True, checkpoint_extra: dict | None = None) -> None:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         if fuse:
             model = fuse_conv_bn(copy.deepcopy(model))
@@ -82,13 +84,15 @@ class TopDownEstimator:
         self.half = (self.device.type == "cuda") if half is None else bool(half)
         self.batch_size = max(1, int(batch_size))
         self.padding = float(padding)
+        self.checkpoint_extra: dict = dict(checkpoint_extra or {})
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto", flip_test: bool = False,
                         **kwargs) -> "TopDownEstimator":
         """Load a checkpoint written by :func:`posecore.weights.save_checkpoint` (raises WeightsError)."""
-        model, _ = load_checkpoint(path, device="cpu")
-        return cls(model, device=device, flip_test=flip_test, **kwargs)
+        ckpt = read_checkpoint(path)
+        model = build_from(ckpt.config, ckpt.state_dict, str(path))
+        return cls(model, device=device, flip_test=flip_test, checkpoint_extra=ckpt.extra, **kwargs)
 
     @property
     def num_joints(self) -> int:

@@ -52,8 +52,12 @@ def estimator(ckpts):
 
 
 def _stage(ckpts, estimator, weights: str, pair: str | None = None, **kw):
+    """The pair stage of a DAG run of ``weights``: the shared ``estimator`` is the "dag" checkpoint's, so
+    for another DAG checkpoint the estimator is that one's, as a run builds it."""
     cfg = PoseConfig(backend="dag", weights=str(ckpts[weights]), pair_weights=None if pair is None else str(ckpts[pair]),
                      **kw)
+    if weights != "dag":
+        estimator = build_estimator(cfg, "cpu")
     return build_pair_stage(cfg, estimator)
 
 
