@@ -1,5 +1,11 @@
+"""``python -m app``: the ``occlupose`` command (:func:`app.cli.run`)."""
+
 import sys
 
-from app.cli import main
+try:
+    from app.cli import run
+except KeyboardInterrupt:  # Ctrl-C while the program loads: nothing has started
+    sys.stderr.write("occlupose: interrupted\n")
+    sys.exit(130)
 
-sys.exit(main())
+run()

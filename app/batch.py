@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
-import signal
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from urllib.parse import urlsplit
 
 from posecore.errors import OccluposeError, OutputError, SourceError
 from posecore.io.sources import IMAGE_EXTENSIONS, natural_key
-from app.run.pipeline import auto_threads, available_cores
+from app.run.pipeline import auto_threads
 
 log = logging.getLogger("occlupose")
 
@@ -294,6 +291,13 @@ def _frames_written(outputs: dict[str, str]) -> int:
     return frames_done(Path(outputs["jsonl"])) if "jsonl" in outputs else 0
 
 
+def job_ended(job: BatchJob, status: str, reason: str, seconds: float = 0.0) -> JobOutcome:
+    """The outcome of a source that did not complete, with what its folder holds of its outputs (they stay
+    resumable)."""
+    outputs = _existing_outputs(job.outdir)
+    return JobOutcome(job.source, job.name, status, reason, _frames_written(outputs), 0, seconds, 0.0, 0, outputs)
+
+
 def run_job(job: BatchJob) -> JobOutcome:
     """Run one source; never raises for the source's own failures: they are the outcome (so one failing
     source never stops the others). Interrupted (SIGINT/SIGTERM in this process): outputs valid, status
@@ -303,9 +307,7 @@ def run_job(job: BatchJob) -> JobOutcome:
     t0 = time.perf_counter()
 
     def failed(status: str, reason: str) -> JobOutcome:
-        outputs = _existing_outputs(job.outdir)
-        return JobOutcome(job.source, job.name, status, reason, _frames_written(outputs), 0,
-                          time.perf_counter() - t0, 0.0, 0, outputs)
+        return job_ended(job, status, reason, time.perf_counter() - t0)
 
     try:
         s = process_source(job.source, job.outdir, job.settings, video=job.video, resume=job.resume,
@@ -333,96 +335,6 @@ def with_threads(jobs: Iterable[BatchJob], cores_per_job: int) -> list[BatchJob]
         workers = job.settings.get("workers") or 2
         out.append(replace(job, settings={**job.settings, "threads": auto_threads(workers, cores_per_job)}))
     return out
-
-
-# -- running on this machine ----------------------------------------------------------------------------
-
-
-def _worker_init(cores: int) -> None:
-    """A job process: Ctrl-C at the terminal reaches the whole process group, but only the batch process
-    acts on it (it stops the jobs with SIGTERM, which a run turns into a clean stop)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import cv2
-
-    cv2.setNumThreads(cores)
-    logging.getLogger("occlupose").setLevel(logging.ERROR)  # a job's warnings would interleave; its outcome says it
-
-
-def _guarded_job(job: BatchJob) -> JobOutcome:
-    """``run_job`` in a job process, with SIGTERM as an interrupt while it runs (an idle process just ends)."""
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        return run_job(job)
-    except KeyboardInterrupt:
-        return JobOutcome(job.source, job.name, "interrupted", "interrupted before the run started")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def run_local(jobs: Sequence[BatchJob], workers: int, on_done: Callable[[JobOutcome], None]) -> bool:
-    """Run ``jobs``, ``workers`` at once (1: in this process, one after another); ``on_done`` gets every
-    outcome as it comes. Returns False when interrupted (the running sources were stopped cleanly)."""
-    if workers <= 1 or len(jobs) <= 1:
-        for job in with_threads(jobs, available_cores()):
-            outcome = run_job(job)
-            on_done(outcome)
-            if outcome.status == "interrupted":
-                return False
-        return True
-    cores = max(1, available_cores() // workers)
-    jobs = with_threads(jobs, cores)
-    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch or decoder threads forked
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(cores,))
-    running: dict[Future, BatchJob] = {}
-    try:
-        running = {pool.submit(_guarded_job, j): j for j in jobs}
-        pending = set(running)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in _in_order(done, jobs, running):
-                on_done(_outcome(fut, running[fut]))
-        return True
-    except KeyboardInterrupt:
-        _stop_pool(pool, running, on_done)
-        return False
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _in_order(done: set[Future], jobs: Sequence[BatchJob], running: dict[Future, BatchJob]) -> Iterator[Future]:
-    order = {j.name: i for i, j in enumerate(jobs)}
-    return iter(sorted(done, key=lambda f: order[running[f].name]))
-
-
-def _outcome(fut: Future, job: BatchJob) -> JobOutcome:
-    try:
-        return fut.result()
-    except Exception as e:  # the job's process died (killed, out of memory): its outputs stay resumable
-        return JobOutcome(job.source, job.name, "failed", f"its process ended: {type(e).__name__}: {_one_line(e)}",
-                          outputs=_existing_outputs(job.outdir))
-
-
-def _stop_pool(pool: ProcessPoolExecutor, running: dict[Future, BatchJob], on_done) -> None:
-    """Cancel the sources not started, stop the running ones (each closes its files) and record them."""
-    for fut in running:
-        fut.cancel()
-    for child in multiprocessing.active_children():
-        try:
-            os.kill(child.pid, signal.SIGTERM)
-        except (OSError, TypeError):
-            pass
-    started = [f for f in running if not f.cancelled()]
-    wait(started, timeout=STOP_WAIT_S)
-    for fut in started:
-        job = running[fut]
-        outcome = _outcome(fut, job) if fut.done() else JobOutcome(job.source, job.name, "interrupted", "did not stop")
-        if outcome.status == "failed" and "process ended" in (outcome.reason or ""):
-            outcome = replace(outcome, status="interrupted", reason="interrupted")
-        on_done(outcome)
 
 
 # -- the batch ------------------------------------------------------------------------------------------
@@ -469,9 +381,10 @@ def process_batch(args: Sequence[str], outdir: Path, runner: Runner | None = Non
     for o in skipped:
         on_done(o)
     if runner is None:
-        completed = run_local(todo, jobs, on_done)
-    else:
-        completed = runner(todo, on_done)
+        from app.local_runner import local_runner
+
+        runner = local_runner(jobs)
+    completed = runner(todo, on_done)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "interrupted")}
     echo(f"batch: {', '.join(f'{n} {s}' for s, n in counts.items() if n)} of {len(all_jobs)} sources in "
          f"{time.perf_counter() - t0:.1f} s; manifest {manifest.path}")

@@ -293,9 +293,22 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split()) or "(no details)"
 
 
+def run() -> None:
+    """The ``occlupose`` program: :func:`main`, then exit with its status. Once the command has finished
+    (its outputs closed), Ctrl-C is ignored: the interpreter's shutdown takes a moment, and a late Ctrl-C
+    would otherwise turn the command's exit status into a kill or a traceback."""
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # kept through shutdown, unlike a Python handler
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the commands load: nothing has started
+        _say("occlupose: interrupted")
+        return EXIT_INTERRUPTED
     _setup_logging(args.verbose, getattr(args, "quiet", False))
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)

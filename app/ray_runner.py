@@ -13,11 +13,10 @@ import logging
 import socket
 from collections.abc import Callable, Sequence
 
-from app.batch import BatchJob, JobOutcome, Runner, run_job, with_threads
+from app.batch import STOP_WAIT_S, BatchJob, JobOutcome, Runner, job_ended, run_job, with_threads
 from posecore.errors import OccluposeError
 
 CONNECT_TIMEOUT_S = 15.0  # an unreachable cluster address is an error after this long, not a hang
-STOP_WAIT_S = 120.0
 
 
 def _import_ray():
@@ -100,18 +99,16 @@ def _run_tasks(ray, jobs: Sequence[BatchJob], cpus: float, gpus: float, on_done)
         for ref in pending:
             outcome = _outcome(ray, ref, refs[ref], timeout=STOP_WAIT_S)
             if outcome.status == "failed":  # cancelled before or while running
-                outcome = JobOutcome(outcome.source, outcome.name, "interrupted", "interrupted",
-                                     outputs=outcome.outputs)
+                outcome = job_ended(refs[ref], "interrupted", "interrupted")
             on_done(outcome)
         return False
 
 
 def _outcome(ray, ref, job: BatchJob, timeout: float | None = None) -> JobOutcome:
-    from app.batch import _existing_outputs, _one_line
+    from app.batch import _one_line
 
     try:
         return ray.get(ref, timeout=timeout)
     except Exception as e:  # the task's worker died, was cancelled, or Ray lost it
-        return JobOutcome(job.source, job.name, "failed", f"Ray task failed: {type(e).__name__}: {_one_line(e)[:300]}",
-                          outputs=_existing_outputs(job.outdir))
+        return job_ended(job, "failed", f"Ray task failed: {type(e).__name__}: {_one_line(e)[:300]}")
 

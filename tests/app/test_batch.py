@@ -23,12 +23,13 @@ from tests.conftest import ROOT, run_cli
 from tests.conftest import shared_path
 
 FRAMES = 4
+LONG = 40  # frames of the shipped clip (it has 72): long enough that a stop lands while it runs
 IMGSZ = 320
-GOOD = ("hug", "mmtracking_demo")
+GOOD = ("hug", "mmtracking_demo")  # mmtracking_demo has 8 frames
 
 
-def _settings_args(*extra: str) -> list[str]:
-    return ["-q", "--no-video", "--imgsz", str(IMGSZ), "--max-frames", str(FRAMES), *extra]
+def _settings_args(*extra: str, frames: int = FRAMES) -> list[str]:
+    return ["-q", "--no-video", "--imgsz", str(IMGSZ), "--max-frames", str(frames), *extra]
 
 
 @pytest.fixture(scope="module")
@@ -42,34 +43,46 @@ def videos(tmp_path_factory, demo_clip) -> Path:
     return d
 
 
-@pytest.fixture(scope="module")
-def references(videos, tmp_path_factory) -> dict[str, Path]:
+def _single_runs(videos: Path, frames: int, tmp_path_factory) -> dict[str, Path]:
     """Single-source runs of the good videos with the batch's settings: name -> JSONL."""
     from app.process import process_source
 
     out = {}
     for name in GOOD:
-        folder = tmp_path_factory.mktemp(f"ref_{name}")
+        folder = tmp_path_factory.mktemp(f"ref_{name}_{frames}")
         process_source(str(videos / f"{name}.mp4"), folder, {"detector": {"imgsz": IMGSZ}}, video=False,
-                       max_frames=FRAMES, progress=False)
+                       max_frames=frames, progress=False)
         out[name] = folder / f"{name}.jsonl"
     return out
+
+
+@pytest.fixture(scope="module")
+def references(videos, tmp_path_factory) -> dict[str, Path]:
+    return _single_runs(videos, FRAMES, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def long_references(videos, tmp_path_factory) -> dict[str, Path]:
+    return _single_runs(videos, LONG, tmp_path_factory)
 
 
 def _manifest(out: Path) -> dict[str, dict]:
     return {name: rec for (_, name), rec in Manifest(out / MANIFEST).read().items()}
 
 
-def _assert_batch_result(r: subprocess.CompletedProcess, out: Path, references: dict[str, Path]) -> None:
+def _assert_batch_result(r: subprocess.CompletedProcess, out: Path, references: dict[str, Path],
+                         ended: tuple[str, ...] = ("done",)) -> None:
+    """The batch's exit, error line and manifest; every good source ``ended`` so, equal to its single run."""
     assert r.returncode == 1, (r.stdout, r.stderr)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("occlupose: error: 1 of 3 sources failed: damaged"), r.stderr
     manifest = _manifest(out)
     assert manifest["damaged"]["status"] == "failed" and manifest["damaged"]["reason"]
     for name, ref in references.items():
-        assert manifest[name]["status"] == "done", manifest[name]
-        assert manifest[name]["frames"] == FRAMES
-        assert list(read_jsonl(out / name / f"{name}.jsonl")) == list(read_jsonl(ref))
+        expected = list(read_jsonl(ref))
+        assert manifest[name]["status"] in ended, manifest[name]
+        assert manifest[name]["frames"] == len(expected)
+        assert list(read_jsonl(out / name / f"{name}.jsonl")) == expected
         assert (out / name / f"{name}.coco.json").exists()
 
 
@@ -178,39 +191,85 @@ def test_jobs_2_equals_single_runs_and_reports_the_damaged_video(videos, referen
     assert "[3/3]" in r.stdout and "batch: 2 done, 1 failed of 3 sources" in r.stdout
 
 
-@pytest.mark.slow
-def test_resume_after_sigint_mid_batch_finishes_with_identical_outputs(videos, references, tmp_path):
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "app", "process", str(videos), "-o", str(out), "--jobs", "2", *_settings_args()]
+def _start_batch(videos: Path, out: Path) -> subprocess.Popen:
+    """``occlupose process VIDEOS --jobs 2`` with LONG frames per source, in the background."""
+    cmd = [sys.executable, "-m", "app", "process", str(videos), "-o", str(out), "--jobs", "2",
+           *_settings_args(frames=LONG)]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     # A job started in the background (nohup make test &) inherits SIGINT ignored: give it a terminal's default.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _when_hug_is_running(proc: subprocess.Popen, out: Path) -> None:
+    """Wait until the shipped clip's run has written a frame and not finished (LONG frames leave time)."""
+    jsonl, deadline = out / "hug" / "hug.jsonl", time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if jsonl.exists() and sum(1 for _ in read_jsonl(jsonl)) >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None and not (out / "hug" / "hug.coco.json").exists()
+
+
+def _finish(proc: subprocess.Popen) -> tuple[str, str]:
     try:
-        deadline = time.monotonic() + 300
-        # Mid-batch: a source has written its first frames and none has finished.
-        while time.monotonic() < deadline and proc.poll() is None:
-            written = [sum(1 for _ in read_jsonl(p)) for p in out.glob("*/*.jsonl")] if out.exists() else []
-            if any(n >= 1 for n in written):
-                break
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=300)
+        return proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _resume_and_check(videos: Path, out: Path, references: dict[str, Path], before: dict[str, str]) -> None:
+    r = run_cli("process", videos, "-o", out, "--jobs", "2", "--resume", *_settings_args(frames=LONG))
+    _assert_batch_result(r, out, references, ended=("done", "skipped"))
+    # Sources done before the stop are skipped, the others resumed.
+    resumed = _manifest(out)
+    for name in GOOD:
+        assert resumed[name]["status"] == ("skipped" if before[name] == "done" else "done"), (before, resumed)
+
+
+@pytest.mark.slow
+def test_resume_after_sigint_mid_batch_finishes_with_identical_outputs(videos, long_references, tmp_path):
+    out = tmp_path / "out"
+    proc = _start_batch(videos, out)
+    _when_hug_is_running(proc, out)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = _finish(proc)
     assert proc.returncode == 130, (stdout, stderr)
     assert "Traceback" not in stderr
     statuses = {name: rec["status"] for name, rec in _manifest(out).items()}
-    assert "interrupted" in statuses.values(), statuses
+    assert statuses["hug"] == "interrupted", statuses
+    _resume_and_check(videos, out, long_references, statuses)
 
-    r = run_cli("process", videos, "-o", out, "--jobs", "2", "--resume", *_settings_args())
-    _assert_batch_result(r, out, references)
-    # Sources done before the interrupt are skipped, the others resumed.
-    resumed = _manifest(out)
-    for name, status in statuses.items():
-        if status == "done":
-            assert resumed[name]["status"] == "skipped"
+
+def _worker_writing(batch_pid: int, path: Path) -> int:
+    """The pid of the batch's worker process that has ``path`` open (Linux /proc)."""
+    children = Path(f"/proc/{batch_pid}/task/{batch_pid}/children").read_text().split()
+    for pid in map(int, children):
+        try:
+            if any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir()):
+                return pid
+        except OSError:
+            continue
+    raise AssertionError(f"no worker of {batch_pid} has {path} open")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_a_killed_worker_fails_its_source_only_and_resume_finishes_it(videos, long_references, tmp_path):
+    """A worker killed mid-source (as the kernel does when memory runs out): that source is failed, the
+    others still run, the batch ends (no hang) and --resume finishes it identical to a run straight through."""
+    out = tmp_path / "out"
+    proc = _start_batch(videos, out)
+    _when_hug_is_running(proc, out)
+    os.kill(_worker_writing(proc.pid, out / "hug" / "hug.jsonl"), signal.SIGKILL)
+    stdout, stderr = _finish(proc)
+    assert proc.returncode == 1, (stdout, stderr)
+    assert "Traceback" not in stderr
+    manifest = _manifest(out)
+    assert manifest["hug"]["status"] == "failed" and "its process ended" in manifest["hug"]["reason"], manifest
+    assert manifest["mmtracking_demo"]["status"] == "done"
+    _resume_and_check(videos, out, long_references, {name: rec["status"] for name, rec in manifest.items()})
 
 
 @pytest.mark.slow
