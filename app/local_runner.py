@@ -62,8 +62,7 @@ def _worker_main(conn: Connection, cores: int) -> None:
     """Run the jobs the batch sends, one at a time, and send back each outcome; None or a closed pipe ends
     the worker. Ctrl-C at the terminal reaches the whole process group, but only the batch acts on it (the
     worker starts with SIGINT blocked and keeps it so): it sends SIGTERM to the workers running a source,
-    which stop it cleanly. SIGTERM between sources ends the worker quietly (the batch records a source whose
-    outcome never came as interrupted)."""
+    which stop it cleanly. SIGTERM between sources ends the worker quietly."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
     import cv2
 
