@@ -384,7 +384,10 @@ def process_batch(args: Sequence[str], outdir: Path, runner: Runner | None = Non
         from app.local_runner import local_runner
 
         runner = local_runner(jobs)
-    completed = runner(todo, on_done)
+    try:
+        completed = runner(todo, on_done)
+    except KeyboardInterrupt:  # a Ctrl-C the runner did not handle (as it closed its workers, or a second one)
+        completed = len(outcomes) == len(all_jobs)  # every source had ended by then: the batch is complete
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed", "interrupted")}
     echo(f"batch: {', '.join(f'{n} {s}' for s, n in counts.items() if n)} of {len(all_jobs)} sources in "
          f"{time.perf_counter() - t0:.1f} s; manifest {manifest.path}")

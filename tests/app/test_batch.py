@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from app.batch import MANIFEST, Manifest, expand_sources, is_batch, unique_names
+from app.batch import MANIFEST, JobOutcome, Manifest, expand_sources, is_batch, unique_names
 from posecore.errors import OccluposeError, SourceError
 from posecore.io.result_writers import read_jsonl
 from tests.conftest import ROOT, run_cli
@@ -124,6 +124,34 @@ def test_missing_files_in_a_list_and_an_empty_folder_are_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="no videos or images in folder"):
         expand_sources([str(tmp_path / "empty")])
+
+
+def _ctrl_c_after(count: int):
+    """A batch runner that records the first ``count`` sources as done, then gets a Ctrl-C."""
+
+    def run(jobs, on_done) -> bool:
+        for job in jobs[:count]:
+            on_done(JobOutcome(job.source, job.name, "done", None, 1))
+        raise KeyboardInterrupt
+
+    return run
+
+
+def test_a_ctrl_c_the_runner_lets_through_is_an_interrupt_unless_every_source_had_ended(tmp_path):
+    from app.batch import process_batch
+    from app.process import Interrupted
+
+    clips = [tmp_path / f"{n}.mp4" for n in ("a", "b")]
+    for c in clips:
+        c.write_bytes(b"x")
+    try:  # a KeyboardInterrupt that got out would end the whole test session
+        with pytest.raises(Interrupted, match="continue with --resume"):
+            process_batch(clips, tmp_path / "o1", _ctrl_c_after(1), echo=lambda line: None)
+        outcomes = process_batch(clips, tmp_path / "o2", _ctrl_c_after(2), echo=lambda line: None)
+    except KeyboardInterrupt:
+        pytest.fail("process_batch let the runner's KeyboardInterrupt through")
+    assert [rec["name"] for rec in _manifest(tmp_path / "o1").values()] == ["a"]
+    assert [o.status for o in outcomes] == ["done", "done"]
 
 
 # -- the command line: bad input ------------------------------------------------------------------------------
