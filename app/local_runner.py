@@ -34,10 +34,11 @@ def local_runner(jobs: int) -> Runner:
     machine (1: in this process, one after another), the cores shared out between them."""
 
     def run(todo: Sequence[BatchJob], on_done: Callable[[JobOutcome], None]) -> bool:
-        if jobs <= 1 or len(todo) <= 1:
+        workers = min(jobs, len(todo))  # more workers than sources would only take cores from them
+        if workers <= 1:
             return _run_here(with_threads(todo, available_cores()), on_done)
-        cores = max(1, available_cores() // jobs)
-        return _run_workers(with_threads(todo, cores), jobs, cores, on_done)
+        cores = max(1, available_cores() // workers)
+        return _run_workers(with_threads(todo, cores), workers, cores, on_done)
 
     return run
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from app.batch import MANIFEST, JobOutcome, Manifest, expand_sources, is_batch, unique_names
+from app.batch import MANIFEST, BatchJob, JobOutcome, Manifest, expand_sources, is_batch, unique_names
+from app.run.pipeline import auto_threads
 from posecore.errors import OccluposeError, SourceError
 from posecore.io.result_writers import read_jsonl
 from tests.conftest import ROOT, run_cli
@@ -152,6 +153,23 @@ def test_a_ctrl_c_the_runner_lets_through_is_an_interrupt_unless_every_source_ha
         pytest.fail("process_batch let the runner's KeyboardInterrupt through")
     assert [rec["name"] for rec in _manifest(tmp_path / "o1").values()] == ["a"]
     assert [o.status for o in outcomes] == ["done", "done"]
+
+
+def test_jobs_beyond_the_sources_do_not_thin_out_the_cores(monkeypatch, tmp_path):
+    """--jobs 8 with two sources on 16 cores: two workers of 8 cores each (torch threads for 8 cores)."""
+    from app import local_runner
+
+    seen = {}
+
+    def fake_workers(jobs, workers, cores, on_done):
+        seen.update(workers=workers, cores=cores, threads=[j.settings["threads"] for j in jobs])
+        return True
+
+    monkeypatch.setattr(local_runner, "available_cores", lambda: 16)
+    monkeypatch.setattr(local_runner, "_run_workers", fake_workers)
+    jobs = [BatchJob(str(tmp_path / f"{n}.mp4"), n, tmp_path / n) for n in ("a", "b")]
+    assert local_runner.local_runner(8)(jobs, lambda outcome: None)
+    assert seen == {"workers": 2, "cores": 8, "threads": [auto_threads(2, 8)] * 2}
 
 
 # -- the command line: bad input ------------------------------------------------------------------------------
