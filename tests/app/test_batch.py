@@ -290,18 +290,19 @@ def test_resume_after_sigint_mid_batch_finishes_with_identical_outputs(videos, l
 
 def _worker_writing(batch_pid: int, path: Path) -> int:
     """The pid of the batch's worker process that has ``path`` open (Linux /proc)."""
-    children = Path(f"/proc/{batch_pid}/task/{batch_pid}/children").read_text().split()
-    for pid in map(int, children):
+    for proc in Path("/proc").iterdir():
         try:
-            if any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir()):
-                return pid
-        except OSError:
+            if not proc.name.isdigit() or f"\nPPid:\t{batch_pid}\n" not in (proc / "status").read_text():
+                continue
+            if any(os.readlink(fd) == str(path) for fd in (proc / "fd").iterdir()):
+                return int(proc.name)
+        except OSError:  # a process that ended meanwhile, or one not ours to read
             continue
     raise AssertionError(f"no worker of {batch_pid} has {path} open")
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_a_killed_worker_fails_its_source_only_and_resume_finishes_it(videos, long_references, tmp_path):
     """A worker killed mid-source (as the kernel does when memory runs out): that source is failed, the
     others still run, the batch ends (no hang) and --resume finishes it identical to a run straight through."""
