@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from posecore.errors import OccluposeError, OutputError, SourceError
+from posecore.errors import OccluposeError, OutputError, SourceError, one_line
 from posecore.io.sources import IMAGE_EXTENSIONS, natural_key
 from app.run.pipeline import auto_threads
 
@@ -267,10 +267,6 @@ def split_done(jobs: Sequence[BatchJob], manifest: Manifest, resume: bool) -> tu
 # -- one source ---------------------------------------------------------------------------------------
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split()) or "(no details)"
-
-
 _KINDS = (("coco", ".coco.json"), ("run", ".run.json"), ("jsonl", ".jsonl"), ("csv", ".csv"), ("video", ".mp4"))
 
 
@@ -313,13 +309,13 @@ def run_job(job: BatchJob) -> JobOutcome:
         s = process_source(job.source, job.outdir, job.settings, video=job.video, resume=job.resume,
                            max_frames=job.max_frames, progress=job.progress, stream_timeout_s=job.stream_timeout_s)
     except (Interrupted, KeyboardInterrupt) as e:
-        return failed("interrupted", _one_line(e) if str(e) else "interrupted")
+        return failed("interrupted", one_line(e) if str(e) else "interrupted")
     except OccluposeError as e:
-        return failed("failed", _one_line(e))
+        return failed("failed", one_line(e))
     except MemoryError:
         return failed("failed", "out of memory")
     except Exception as e:  # a bug in one source's run still leaves the others to finish
-        return failed("failed", f"internal error: {type(e).__name__}: {_one_line(e)}")
+        return failed("failed", f"internal error: {type(e).__name__}: {one_line(e)}")
     outputs = {k: str(p) for k, p in s.outputs.items() if p.exists()}
     return JobOutcome(job.source, job.name, "done", None, s.frames, s.resumed_from, round(s.seconds, 3),
                       round(s.fps, 3), s.track_ids, outputs)

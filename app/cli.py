@@ -19,7 +19,7 @@ from app.arguments import imgsz_arg, whole_number
 from app.run.pipeline import PipelineConfig
 from posecore.autosize import BASE
 from posecore.config import apply_overrides, dotted_keys, from_dict, load_yaml
-from posecore.errors import ConfigError, OccluposeError
+from posecore.errors import ConfigError, OccluposeError, one_line
 from posecore.multiscale import QUALITY_PRESETS, preset
 
 log = logging.getLogger("occlupose")
@@ -278,7 +278,7 @@ def _register_broken(sub, module: str, error: Exception) -> None:
     command = module.rsplit(".", 1)[-1]
 
     def unavailable(args: argparse.Namespace) -> int:
-        raise OccluposeError(f"the {command} command is unavailable: {type(error).__name__}: {_one_line(error)}")
+        raise OccluposeError(f"the {command} command is unavailable: {type(error).__name__}: {one_line(error)}")
 
     p = sub.add_parser(command, help=f"(unavailable: {type(error).__name__})")
     p.set_defaults(func=unavailable)
@@ -286,11 +286,6 @@ def _register_broken(sub, module: str, error: Exception) -> None:
 
 def _on_sigterm(signum, frame):
     raise KeyboardInterrupt  # unwinds like Ctrl-C, so every writer closes its file
-
-
-def _one_line(text: str) -> str:
-    """A message as one line: the contract is one line per failure, whatever a library put in it."""
-    return " ".join(str(text).split()) or "(no details)"
 
 
 def run() -> None:
@@ -326,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    log.info("%s: %s", category.__name__, _one_line(message))
+    log.info("%s: %s", category.__name__, one_line(message))
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -338,10 +333,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         _say("occlupose: interrupted")
         return EXIT_INTERRUPTED
     except Interrupted as e:
-        _say(f"occlupose: interrupted: {_one_line(e)}")
+        _say(f"occlupose: interrupted: {one_line(e)}")
         return EXIT_INTERRUPTED
     except OccluposeError as e:
-        _say(f"occlupose: error: {_one_line(e)}")
+        _say(f"occlupose: error: {one_line(e)}")
         return EXIT_ERROR
     except BrokenPipeError:  # the reader of our output went away (e.g. `| head`): nothing left to say
         return EXIT_ERROR
@@ -351,7 +346,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     except Exception as e:  # a bug: one line unless --debug
         if args.debug:
             raise
-        _say(f"occlupose: internal error: {type(e).__name__}: {_one_line(e)} (rerun with --debug for details)")
+        _say(f"occlupose: internal error: {type(e).__name__}: {one_line(e)} (rerun with --debug for details)")
         return 3
 
 

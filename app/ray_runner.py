@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable, Sequence
 
 from app.batch import STOP_WAIT_S, BatchJob, JobOutcome, Runner, job_ended, run_job, with_threads
-from posecore.errors import OccluposeError
+from posecore.errors import OccluposeError, one_line
 
 CONNECT_TIMEOUT_S = 15.0  # an unreachable cluster address is an error after this long, not a hang
 
@@ -105,10 +105,8 @@ def _run_tasks(ray, jobs: Sequence[BatchJob], cpus: float, gpus: float, on_done)
 
 
 def _outcome(ray, ref, job: BatchJob, timeout: float | None = None) -> JobOutcome:
-    from app.batch import _one_line
-
     try:
         return ray.get(ref, timeout=timeout)
     except Exception as e:  # the task's worker died, was cancelled, or Ray lost it
-        return job_ended(job, "failed", f"Ray task failed: {type(e).__name__}: {_one_line(e)[:300]}")
+        return job_ended(job, "failed", f"Ray task failed: {type(e).__name__}: {one_line(e)[:300]}")
 

@@ -19,3 +19,8 @@ class WeightsError(OccluposeError):
 
 class OutputError(OccluposeError):
     """An output location cannot be written."""
+
+
+def one_line(text: object) -> str:
+    """A message as one line: the contract is one line per failure, whatever a library put in it."""
+    return " ".join(str(text).split()) or "(no details)"
