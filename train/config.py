@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from posecore.config import apply_overrides, from_dict, load_yaml, option
+from posecore.pose_score import KPT_SCORE_THR
 
 DatasetFormat = Literal["coco", "crowdpose", "ochuman"]
 
@@ -181,8 +182,8 @@ class EvalConfig:
     flip_test: bool = True
     batch_size: int = option(32, ge=1)
     keypoint_source: Literal["auto", "gcn", "heatmap"] = "auto"  # auto: the last GCN stage when present
-    rescore: bool = True  # person score x mean score of confident joints (HRNet)
-    kpt_score_thr: float = option(0.2, ge=0.0, le=1.0)
+    rescore: bool = True  # person score x mean score of confident joints (posecore.pose_score)
+    kpt_score_thr: float = option(KPT_SCORE_THR, ge=0.0, le=1.0)
     oks_nms_thr: float | None = option(0.9, gt=0.0, le=1.0, help="OKS-NMS on detection boxes; null = off")
     visibility_split: bool = True  # also AP on visible (v=2) and occluded (v=1) joints
 

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from posecore.pose_score import KPT_SCORE_THR, pose_scores
+
 from . import distributed
 from .config import EvalConfig
 from .evaluate import EvalKind, evaluate_keypoints, oks_nms
@@ -102,15 +104,11 @@ def merge_predictions(chunks: Sequence[dict[str, np.ndarray]]) -> dict[str, np.n
 
 
 def to_results(pred: dict[str, np.ndarray], sigmas: Sequence[float], rescore: bool = True,
-               kpt_score_thr: float = 0.2, oks_nms_thr: float | None = 0.9) -> list[dict]:
+               kpt_score_thr: float = KPT_SCORE_THR, oks_nms_thr: float | None = 0.9) -> list[dict]:
     """COCO results: HRNet's rescoring (box score x mean score of joints above ``kpt_score_thr``), then
     OKS-NMS per image. Each result keeps its person box (``bbox``, x y w h) for refiners downstream."""
     kpts, box_scores = pred["keypoints"], pred["box_score"]
-    scores = box_scores.astype(np.float64).copy()
-    if rescore:
-        for i, kp in enumerate(kpts):
-            confident = kp[:, 2] > kpt_score_thr
-            scores[i] *= float(kp[confident, 2].mean()) if confident.any() else 0.0
+    scores = pose_scores(box_scores, kpts, kpt_score_thr) if rescore else box_scores.astype(np.float64)
     by_image: dict[int, list[int]] = defaultdict(list)
     for i, image_id in enumerate(pred["image_id"]):
         by_image[int(image_id)].append(i)

@@ -30,6 +30,7 @@ import torch
 
 from posecore.detector import Detector
 from posecore.errors import ConfigError, WeightsError
+from posecore.pose_score import pose_results
 from posecore.refine import YoloRefiner
 from posecore.skeleton import COCO17, CROWDPOSE14, coco17_to_crowdpose14
 from posecore.types import Poses
@@ -106,9 +107,8 @@ def load_heldout(splits: list[HeldOutSplit]) -> list[HeldOutSet]:
 
 
 def _results(poses: Poses, image_id: int, kind: str) -> list[dict]:
-    kp = poses.keypoints if kind == "coco" else coco17_to_crowdpose14(poses.keypoints)
-    return [{"image_id": image_id, "category_id": 1, "keypoints": kp[i].reshape(-1).tolist(),
-             "score": float(poses.scores[i])} for i in range(len(poses))]
+    return pose_results(image_id, poses.scores,
+                        poses.keypoints if kind == "coco" else coco17_to_crowdpose14(poses.keypoints))
 
 
 def score_set(hs: HeldOutSet, base: Detector, refiner: YoloRefiner | None) -> dict[str, dict[str, float]]:

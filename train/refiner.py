@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from posecore.models.couplegraph import CoupleGraph, assign_pairs, select_pairs
+from posecore.pose_score import pose_results
 
 from . import distributed
 from .evaluate import EvalKind, evaluate_keypoints
@@ -191,10 +192,8 @@ def pair_stage_results(ann, people: Sequence, estimator, stage) -> tuple[list[di
         dets = Detections(boxes, np.asarray([p.score for p in ps], np.float32))
         poses, feats = estimator.estimate_features(image, dets)
         refined = stage.refine(image, poses, feats)
-        for out, ps_ in ((alone, poses), (paired, refined)):
-            for n in range(len(ps_)):
-                out.append({"image_id": int(image_id), "category_id": 1, "score": float(ps_.scores[n]),
-                            "keypoints": [round(float(v), 3) for v in ps_.keypoints[n].reshape(-1)]})
+        alone += pose_results(image_id, poses.scores, poses.keypoints)
+        paired += pose_results(image_id, refined.scores, refined.keypoints)
     return alone, paired
 
 

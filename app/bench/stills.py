@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from posecore.errors import OccluposeError
+from posecore.pose_score import pose_results
 from posecore.types import Poses, Track
 from trackers.tracker import Tracker, TrackerConfig
 
@@ -36,14 +37,12 @@ class StillImageAP:
 
 
 def _pose_results(image_id: int, poses: Poses) -> list[dict]:
-    return [{"image_id": image_id, "category_id": 1, "score": float(s),
-             "keypoints": np.asarray(k, np.float64).reshape(-1).tolist()}
-            for s, k in zip(poses.scores, poses.keypoints)]
+    return pose_results(image_id, poses.scores, poses.keypoints)
 
 
 def _track_results(image_id: int, tracks: list[Track]) -> list[dict]:
-    return [{"image_id": image_id, "category_id": 1, "score": float(t.score),
-             "keypoints": np.asarray(t.keypoints, np.float64).reshape(-1).tolist()} for t in tracks]
+    return pose_results(image_id, np.asarray([t.score for t in tracks], np.float64),
+                        np.asarray([t.keypoints for t in tracks], np.float64).reshape(len(tracks), -1, 3))
 
 
 def _keypoint_ap(coco, results: list[dict], image_ids: list[int]) -> float:

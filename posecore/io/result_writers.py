@@ -16,7 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import OutputError
+from ..pose_score import pose_scores
 from ..skeleton import get_skeleton
 from ..types import FrameResult
 from .records import frame_record
@@ -182,14 +185,17 @@ def coco_results(records) -> list[dict[str, Any]]:
 
 
 def _iter_coco_results(records) -> Iterator[dict[str, Any]]:
+    """``score`` ranks the poses (:mod:`posecore.pose_score`); ``box_score`` is the track's own score."""
     for rec in records:
         for t in rec["tracks"]:
             x1, y1, x2, y2 = t["box"]
+            score = pose_scores(np.asarray([t["score"]], np.float64), np.asarray(t["keypoints"], np.float64))[0]
             item = {
                 "image_id": rec["frame"],
                 "category_id": 1,
                 "keypoints": [v for kp in t["keypoints"] for v in kp],
-                "score": t["score"],
+                "score": round(float(score), 4) if np.isfinite(score) else 0.0,
+                "box_score": t["score"],
                 "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
                 "track_id": t["id"],
             }

@@ -102,3 +102,16 @@ def test_frame_record_carries_source_name():
     rec = frame_record(r)
     assert rec["source"] == "img 01.jpg"
     assert coco_results([rec])[0]["file_name"] == "img 01.jpg"
+
+
+def test_coco_results_rank_poses_by_their_confident_joints():
+    rng = np.random.default_rng(5)
+    r = _result(0, rng)
+    r.tracks[0].score, r.tracks[1].score = 0.9, 0.8
+    r.tracks[0].keypoints[:, 2] = 0.1  # a confident box whose joints were barely found
+    r.tracks[0].keypoints[:3, 2] = (0.3, 0.5, 0.7)
+    r.tracks[1].keypoints[:, 2] = 0.6
+    first, second = coco_results([frame_record(r)])
+    assert first["box_score"] == 0.9 and first["score"] == pytest.approx(0.9 * 0.5, abs=1e-4)
+    assert second["box_score"] == 0.8 and second["score"] == pytest.approx(0.8 * 0.6, abs=1e-4)
+    assert second["score"] > first["score"]
