@@ -41,8 +41,7 @@ def _pose_results(image_id: int, poses: Poses) -> list[dict]:
 
 
 def _track_results(image_id: int, tracks: list[Track]) -> list[dict]:
-    return pose_results(image_id, np.asarray([t.score for t in tracks], np.float64),
-                        np.asarray([t.keypoints for t in tracks], np.float64).reshape(len(tracks), -1, 3))
+    return pose_results(image_id, [t.score for t in tracks], [t.keypoints for t in tracks])
 
 
 def _keypoint_ap(coco, results: list[dict], image_ids: list[int]) -> float:

@@ -64,3 +64,19 @@ def test_keypoint_ap_through_the_tracker_equals_raw():
     assert ap.images == 4 and ap.people == 12
     assert ap.raw > 0.3
     assert ap.tracked == ap.raw
+
+
+def test_images_where_nobody_is_found_score_without_error():
+    from posecore.types import Poses
+
+    ann = shared_path("coco_sample", "test_coco.json")
+    calls = []
+
+    def estimate(image):  # a person on every other image, nobody on the rest
+        calls.append(image)
+        n = len(calls) % 2
+        k = np.tile(np.array([[100.0, 100.0, 0.9]], np.float32), (n, 17, 1))
+        return Poses(np.tile(np.float32([[80, 80, 120, 120]]), (n, 1)), np.full(n, 0.9, np.float32), k)
+
+    ap = still_image_ap(ann, estimate)
+    assert ap.images == 4 and ap.raw == ap.tracked and 0.0 <= ap.raw < 0.1
