@@ -20,11 +20,11 @@ import time
 import numpy as np
 
 from posecore.detector import Detector
+from posecore.oks import keypoint_similarity
 from posecore.runtime import cache, export
 from posecore.runtime.calibration import calibration_frames, calibration_inputs
+from posecore.skeleton import COCO17
 
-# COCO's per-joint OKS constants
-SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10.0
 PERSON_SCORE = 0.25
 JOINT_SEEN = 0.5
 
@@ -36,10 +36,8 @@ def agreement(out: np.ndarray, ref: np.ndarray) -> float:
     ref, out = ref[:, rows], out[:, rows]
     kr, ko = ref[5:].reshape(17, 3, -1), out[5:].reshape(17, 3, -1)
     d2 = (kr[:, 0] - ko[:, 0]) ** 2 + (kr[:, 1] - ko[:, 1]) ** 2
-    oks = np.exp(-d2 / (2 * (ref[2] * ref[3])[None] * (2 * SIGMAS[:, None]) ** 2 + 1e-9))
-    seen = kr[:, 2] >= JOINT_SEEN
-    per_row = (oks * seen).sum(0) / np.maximum(seen.sum(0), 1)
-    return float(per_row[seen.any(0)].mean()) if seen.any() else 1.0
+    per_row, seen = keypoint_similarity(d2.T, ref[2] * ref[3], COCO17.sigmas, kr[:, 2].T >= JOINT_SEEN)
+    return float(per_row[seen > 0].mean()) if seen.any() else 1.0
 
 
 def main() -> None:
