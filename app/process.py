@@ -25,6 +25,7 @@ from typing import Any
 
 from app.run.autosize import pipeline_for_source
 from app.run.loop import Outcome, close_all, run_loop
+from app.run.signals import SignalGuard
 from app.run.names import safe_stem, source_stem
 from app.run.pipeline import Pipeline, PipelineConfig
 from app.run.progress import progress_bar
@@ -185,7 +186,10 @@ def _run(opts: ProcessOptions, pipeline: Pipeline | None, source: FrameSource) -
     t_start = time.perf_counter()
     num_joints = get_skeleton(pipeline.skeleton).num_joints
     results = replayed_then_fresh(pipeline, frames, paths["jsonl"], start, num_joints)
-    outcome = run_loop(results, sinks, pipeline.flush, progress_bar(total, stem, opts.progress), source.is_live)
+    guard = SignalGuard()
+    with pipeline.atomic_steps(guard.deferred):
+        outcome = run_loop(results, sinks, pipeline.flush, progress_bar(total, stem, opts.progress), source.is_live,
+                           guard)
     _raise_stop(outcome, source, outdir)
     skipped = list(source.skipped)
     if skipped:

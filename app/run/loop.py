@@ -26,18 +26,22 @@ class Outcome:
 
 
 def run_loop(results: Iterator[FrameResult], sinks: Sequence[Sink], held: Callable[[], Iterable[FrameResult]],
-             progress=None, live: bool = False) -> Outcome:
+             progress=None, live: bool = False, guard: SignalGuard | None = None) -> Outcome:
     """Write ``results`` to ``sinks`` in order until they run out or an interrupt (SIGINT/SIGTERM), a
     failing source or an output error stops them; then close ``results`` and every sink.
 
-    ``held``: the results still held back (by the smoother) when the run stops early, written as if the
-    frames ended there, so nothing computed is lost. Sinks close ``complete`` when the run completed,
-    or, for a ``live`` source (which has no resume), unless an output failed.
+    ``held``: the results not written yet when the run stops early (those held back by the smoother,
+    and the one an interrupt caught on its way to the sinks), written as if the frames ended there, so
+    nothing computed is lost; any it repeats are skipped. Sinks close ``complete`` when the run completed,
+    or, for a ``live`` source (which has no resume), unless an output failed. ``guard``: the signal guard
+    to install (one the producer of ``results`` defers signals with, too).
     """
     out = Outcome()
-    guard = SignalGuard()
+    guard = guard or SignalGuard()
 
     def commit(result: FrameResult) -> None:
+        if result.index < out.frames:
+            return  # written already
         for sink in sinks:
             sink.reserve(result)  # may wait for the encoder, outside the deferred section
         with guard.deferred():

@@ -24,7 +24,7 @@ import os
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -220,6 +220,8 @@ class Pipeline:
             StitchSettings(max_gap=0) if stills else stitch_settings(tcfg), forget_after(tcfg))
         # Camera-motion compensation of the track predictions (trackers.camera_motion).
         self.camera = CameraMotion("off" if stills else tcfg.camera_motion)
+        self._ready: deque[FrameResult] = deque()  # final results the consumer has not taken yet
+        self._section: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
 
     @classmethod
     def from_config(cls, cfg: PipelineConfig | dict) -> "Pipeline":
@@ -255,6 +257,18 @@ class Pipeline:
         self.smoother.reset()
         self.stitcher.reset()
         self.camera.reset()
+        self._ready.clear()
+
+    @contextlib.contextmanager
+    def atomic_steps(self, section: Callable[[], contextlib.AbstractContextManager]) -> Iterator[None]:
+        """Within this block, each step that moves results through the smoothing and stitching windows
+        runs inside ``section()`` (the run loop's signal deferral), so an interrupt never catches a result
+        between the windows, where :meth:`flush` would not find it."""
+        before, self._section = self._section, section
+        try:
+            yield
+        finally:
+            self._section = before
 
     @property
     def delay(self) -> int:
@@ -317,18 +331,20 @@ class Pipeline:
         timings["track_cpu"] = time.thread_time() - c0
         return FrameResult(frame.index, frame.time_s, frame.image, poses, tracks, frame.name, timings)
 
-    def replay(self, frame: Frame, poses: Poses, timings: dict[str, float] | None = None) -> list[FrameResult]:
+    def replay(self, frame: Frame, poses: Poses, timings: dict[str, float] | None = None) -> Iterator[FrameResult]:
         """Track one frame with known poses (no inference), smoothed as in :meth:`stream`, whose window
-        it shares: the results it makes final, oldest first (none while the window fills)."""
+        it shares, at once; returns an iterator over the results that are final now, oldest first (none
+        while the window fills)."""
         timings = {} if timings is None else timings
         smoothing = self.smoother.lag > 0
         result = self._track(frame, poses, timings, None, keep_step=smoothing)
         t0, c0 = time.perf_counter(), time.thread_time()
-        done = self.smoother.push(result, result.tracks, self.tracker.last_step if smoothing else None)
-        done = self._stitch(_with_tracks(done))
+        with self._section():
+            done = self.smoother.push(result, result.tracks, self.tracker.last_step if smoothing else None)
+            self._ready.extend(self._stitch(_with_tracks(done)))
         timings["track"] += time.perf_counter() - t0  # smoothing and stitching count as tracking
         timings["track_cpu"] += time.thread_time() - c0
-        return done
+        return self._take()
 
     def _stitch(self, results: list[FrameResult]) -> list[FrameResult]:
         done = []
@@ -336,9 +352,26 @@ class Pipeline:
             done += self.stitcher.push(r, r.tracks, r.image)
         return _with_tracks(done)
 
+    def _take(self) -> Iterator[FrameResult]:
+        """The final results, in order. Each leaves the pipeline only when the consumer comes back for
+        the next one: one the consumer was interrupted on is still in :meth:`flush` (its index tells a
+        consumer that had written it already)."""
+        while self._ready:
+            yield self._ready[0]
+            self._ready.popleft()
+
+    def _finish(self) -> None:
+        with self._section():
+            self._ready.extend(self._stitch(_with_tracks(self.smoother.flush())))
+            self._ready.extend(_with_tracks(self.stitcher.flush()))
+
     def flush(self) -> list[FrameResult]:
-        """The results still held for smoothing and stitching, final now (the end of a video)."""
-        return self._stitch(_with_tracks(self.smoother.flush())) + _with_tracks(self.stitcher.flush())
+        """Every result not taken yet, final now (the end of a video, or an early stop): those final
+        already, then those held for smoothing and stitching."""
+        self._finish()
+        done = list(self._ready)
+        self._ready.clear()
+        return done
 
     def process(self, frame: Frame) -> FrameResult:
         """Detect, estimate and track one frame, causally (no smoothing window), as live display does."""
@@ -360,9 +393,10 @@ class Pipeline:
                 yield from self._serial(ahead)
             else:
                 yield from self._overlapped(ahead, workers)
-            # Only at the end of the frames: a consumer that stops early leaves the held results to a
-            # later stream (or a resume, which replays them exactly).
-            yield from self.flush()
+            # Only at the end of the frames: a consumer that stops early leaves the held results to
+            # flush (or to a resume, which replays them exactly).
+            self._finish()
+            yield from self._take()
 
     def _serial(self, ahead: Iterator[_Decoded]) -> Iterator[FrameResult]:
         while True:

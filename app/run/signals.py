@@ -17,7 +17,7 @@ class SignalGuard:
 
     def __init__(self) -> None:
         self._old: dict[int, object] = {}
-        self._deferring = False
+        self._depth = 0  # deferred() blocks entered and not left (they nest)
         self._pending: int | None = None
 
     def install(self) -> None:
@@ -33,7 +33,7 @@ class SignalGuard:
         self._old.clear()
 
     def _handle(self, signum, frame) -> None:
-        if self._deferring:
+        if self._depth:
             self._pending = signum
             return
         self._deliver(signum, frame)
@@ -48,11 +48,12 @@ class SignalGuard:
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
-        self._deferring = True
+        self._depth += 1
         try:
             yield
         finally:
-            self._deferring = False
-            pending, self._pending = self._pending, None
-            if pending is not None:
-                self._deliver(pending, None)
+            self._depth -= 1
+            if not self._depth:
+                pending, self._pending = self._pending, None
+                if pending is not None:
+                    self._deliver(pending, None)

@@ -68,3 +68,10 @@ def test_output_error_stops_before_the_sinks_after_it_and_closes_every_sink():
     assert isinstance(out.stopped_by, OutputError) and out.frames == 2
     assert last.frames == [0, 1]  # the frame that failed reached no sink after the failing one
     assert first.closed is False and failing.closed is False and last.closed is False
+
+
+def test_held_results_already_written_are_skipped():
+    """The pipeline hands the frame an interrupt caught to ``held`` again, whether or not the sinks got it."""
+    a = ListSink()
+    out = run_loop(_results(5, 3, KeyboardInterrupt()), [a], held=lambda: [_result(2), _result(3), _result(4)])
+    assert a.frames == [0, 1, 2, 3, 4] and out.frames == 5
