@@ -353,12 +353,16 @@ class Pipeline:
         return _with_tracks(done)
 
     def _take(self) -> Iterator[FrameResult]:
-        """The final results, in order. Each leaves the pipeline only when the consumer comes back for
-        the next one: one the consumer was interrupted on is still in :meth:`flush` (its index tells a
-        consumer that had written it already)."""
+        """The final results, in order. Each leaves the pipeline when the consumer comes back for the
+        next one or closes the stream: one the consumer was interrupted on is still in :meth:`flush` until
+        then (its index tells a consumer that had written it already)."""
         while self._ready:
-            yield self._ready[0]
-            self._ready.popleft()
+            result = self._ready[0]
+            try:
+                yield result
+            finally:
+                if self._ready and self._ready[0] is result:  # not flushed meanwhile
+                    self._ready.popleft()
 
     def _finish(self) -> None:
         with self._section():
