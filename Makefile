@@ -19,8 +19,10 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/occlupose demo -o outputs/demo
 
+# Two workers (pytest-xdist): while one test waits on a subprocess, a file or a model load, the other
+# computes, so the suite ends well inside CI's limit on the 2-core machines.
 test: install
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n 2
 
 bench: install
 	$(VENV)/bin/occlupose bench $(or $(VIDEO),../shared/data/videos/opencv_vtest.avi)
