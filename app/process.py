@@ -25,11 +25,11 @@ from typing import Any
 
 from app.run.autosize import pipeline_for_source
 from app.run.loop import Outcome, close_all, run_loop
-from app.run.signals import SignalGuard
 from app.run.names import safe_stem, source_stem
 from app.run.pipeline import Pipeline, PipelineConfig
 from app.run.progress import progress_bar
 from app.run.resume import RUN_FILE_VERSION, check_resume, frames_done, replayed_then_fresh
+from app.run.signals import SignalGuard
 from app.run.sinks import AnnotatedSink, CocoSink, CsvSink, JsonlSink, Sink
 from posecore.autosize import SizeChoice
 from posecore.config import dotted_keys, from_dict, to_dict
