@@ -30,7 +30,8 @@ def test_shards_split_an_epoch_between_ranks_and_resume_part_way():
 def test_torchrun_two_gloo_processes(tmp_path, cpu_config, tiny_overrides):
     out = tmp_path / "ddp"
     args = tiny_overrides(out, **{"solver.epochs": 1, "solver.max_iters_per_epoch": 2, "data.val.max_people": 6})
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    # torchrun leaves a torchelastic_* folder in the temporary directory: this test's, not the machine's.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "TMPDIR": str(tmp_path)}
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "-m", "train", "fit", "--config", str(cpu_config), *args],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
