@@ -70,14 +70,23 @@ def run_loop(results: Iterator[FrameResult], sinks: Sequence[Sink], held: Callab
     except OutputError as e:
         out.stopped_by = e
     finally:
-        guard.uninstall()
-        # Stop decoding ahead before anything closes: the source is closed after this, never under a read.
-        close_all([results.close], quiet=True)
-        if progress is not None:
-            progress.close()
-        complete = out.completed or (live and not isinstance(out.stopped_by, OutputError))
-        failed: list[Sink] = []
-        close_all([_closer(s, complete, failed) for s in sinks], quiet=out.stopped_by is not None)
+        try:
+            # Closing runs to its end, with signals held back until every file is closed (and delivered
+            # then): an interrupt here would close the video under the thread still encoding into it.
+            with guard.deferred():
+                # Stop decoding ahead before anything closes: the source is closed after this, never under a read.
+                close_all([results.close], quiet=True)
+                if progress is not None:
+                    progress.close()
+                complete = out.completed or (live and not isinstance(out.stopped_by, OutputError))
+                failed: list[Sink] = []
+                close_all([_closer(s, complete, failed) for s in sinks], quiet=out.stopped_by is not None)
+        except KeyboardInterrupt as e:  # the signal held back while closing
+            if isinstance(e.__context__, Exception):
+                raise e.__context__ from None  # a failure on its way out is the news
+            out.stopped_by = out.stopped_by or e
+        finally:
+            guard.uninstall()
     return out
 
 

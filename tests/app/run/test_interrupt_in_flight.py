@@ -14,6 +14,7 @@ import pytest
 from app.process import Interrupted, ProcessOptions, run_process
 from app.run import sinks
 from posecore.io.result_writers import read_jsonl
+from posecore.io.sources import open_source
 from tests.gui.fakes import fake_pipeline
 from trackers.stitching import Stitcher
 
@@ -73,3 +74,26 @@ def test_signal_between_the_windows_waits_until_the_step_is_done(demo_clip, tmp_
     monkeypatch.setattr(Stitcher, "push", push)
     _interrupted(demo_clip, tmp_path / "out", reference)
     assert sent == [AT]
+
+
+def test_signal_while_the_files_close_waits_until_they_are_closed(demo_clip, tmp_path, monkeypatch, reference):
+    """SIGTERM as the video starts to close, with frames still queued for the encoder: every file is
+    finished first (closing the video under the encoding thread crashed the process), then the run reports
+    the interrupt."""
+    real = sinks.AnnotatedSink.close
+    sent = []
+
+    def close(self, complete=True):
+        sent.append(complete)
+        os.kill(os.getpid(), signal.SIGTERM)
+        real(self, complete)
+
+    monkeypatch.setattr(sinks.AnnotatedSink, "close", close)
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted):
+        run_process(ProcessOptions(str(demo_clip), out, max_frames=FRAMES, progress=False), fake_pipeline())
+    assert sent == [True]  # the run had completed
+    stem = demo_clip.stem
+    assert list(read_jsonl(out / f"{stem}.jsonl")) == reference
+    assert len(list(open_source(str(out / f"{stem}.mp4")))) == FRAMES
+    assert (out / f"{stem}.coco.json").exists()
