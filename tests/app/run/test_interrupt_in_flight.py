@@ -22,8 +22,8 @@ FRAMES = 30
 AT = 20  # the frame the interrupt catches: past the frames held back for smoothing and stitching
 
 
-def _run(clip, out, resume=False):
-    opts = ProcessOptions(str(clip), out, video=False, resume=resume, max_frames=FRAMES, progress=False)
+def _run(clip, out, video=False):
+    opts = ProcessOptions(str(clip), out, video=video, max_frames=FRAMES, progress=False)
     return run_process(opts, fake_pipeline())
 
 
@@ -91,7 +91,7 @@ def test_signal_while_the_files_close_waits_until_they_are_closed(demo_clip, tmp
     monkeypatch.setattr(sinks.AnnotatedSink, "close", close)
     out = tmp_path / "out"
     with pytest.raises(Interrupted):
-        run_process(ProcessOptions(str(demo_clip), out, max_frames=FRAMES, progress=False), fake_pipeline())
+        _run(demo_clip, out, video=True)
     assert sent == [True]  # the run had completed
     stem = demo_clip.stem
     assert list(read_jsonl(out / f"{stem}.jsonl")) == reference
