@@ -6,12 +6,15 @@ is compiled once (OpenVINO's own compiled-model cache makes that cheap on later 
 shapes (a folder of photos of many sizes) new shapes run on the dynamic model instead of compiling more.
 
 Threads: ``streams`` requests can run at once (the pipeline's detection workers), each on
-``threads_per_stream`` cores; requests are per calling thread, so ``__call__`` is thread-safe.
+``threads_per_stream`` cores. ``__call__`` is thread-safe: each call takes an idle request of its shape (or
+makes one) and gives it back afterwards, so requests outlive the threads that used them (the benchmark and
+the GUI start new worker threads per run) and a new thread costs no new request.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +24,7 @@ INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8 IR:
 
 # OpenVINO's Python binding sets up static state on a request's first inference; two threads doing that at
 # once deadlocked (both waiting in __cxa_guard_acquire, seen with two detection workers). The state is the
-# process's, so the lock that makes every request's first inference run alone is too.
+# process's, so the lock that makes every request's first inference (a real one) run alone is too.
 _FIRST_INFERENCE = threading.Lock()
 
 
@@ -45,7 +48,6 @@ class OpenVinoNet:
         self.precision = precision
         self.max_shapes = max_shapes
         self._lock = threading.Lock()
-        self._local = threading.local()
         self.configure(streams, threads_per_stream)
 
     def configure(self, streams: int, threads_per_stream: int) -> None:
@@ -53,7 +55,7 @@ class OpenVinoNet:
         with self._lock:
             self.streams, self.threads_per_stream = max(1, int(streams)), max(1, int(threads_per_stream))
             self._compiled: dict[tuple[int, ...], object] = {}
-            self._generation = getattr(self, "_generation", 0) + 1
+            self._idle: defaultdict[int, list] = defaultdict(list)  # requests not in use, per compiled model
 
     def properties(self) -> dict:
         return {"NUM_STREAMS": self.streams, "INFERENCE_NUM_THREADS": self.streams * self.threads_per_stream,
@@ -78,23 +80,25 @@ class OpenVinoNet:
                     self._compiled[shape] = compiled
         return compiled
 
-    def _request(self, shape: tuple[int, ...]):
-        local = self._local
-        if getattr(local, "generation", None) != self._generation:
-            local.requests, local.generation = {}, self._generation
-        request = local.requests.get(shape)
-        if request is None:
-            request = self._compiled_for(shape).create_infer_request()
-            with _FIRST_INFERENCE:
-                request.infer({0: np.zeros(shape, np.float32)})
-                for i in range(len(request.model_outputs)):
-                    request.get_output_tensor(i).data
-            local.requests[shape] = request
-        return request
-
     def __call__(self, im: torch.Tensor) -> tuple[torch.Tensor, ...]:
         x = np.ascontiguousarray(im.detach().float().cpu().numpy())
-        request = self._request(tuple(x.shape))
+        compiled = self._compiled_for(tuple(x.shape))
+        with self._lock:
+            # keyed by the compiled model: the dynamic one's requests serve every shape it runs
+            idle = self._idle[id(compiled)]
+            request = idle.pop() if idle else None
+        if request is None:
+            request = compiled.create_infer_request()
+            with _FIRST_INFERENCE:
+                outputs = self._infer(request, x)
+        else:
+            outputs = self._infer(request, x)
+        with self._lock:
+            idle.append(request)  # dropped with the list if configure() replaced it meanwhile
+        return outputs
+
+    @staticmethod
+    def _infer(request, x: np.ndarray) -> tuple[torch.Tensor, ...]:
         request.infer({0: x})
         # copies: the request's buffers are reused by its next call
         return tuple(torch.from_numpy(np.array(request.get_output_tensor(i).data))

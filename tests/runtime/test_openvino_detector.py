@@ -180,3 +180,39 @@ def test_int8_keeps_the_keypoint_branch_and_the_decoding_in_float(converted, fra
     assert sum(fed_by_fake_quantize(op) for op in convs) > len(convs) // 2
     assert not any(op.get_type_name() == "FakeQuantize" and any(
         t.get_node().get_type_name() == "Sigmoid" for t in op.input_values()) for op in quantized.get_ordered_ops())
+
+
+def test_new_worker_threads_reuse_the_idle_requests(converted, frames, torch_detections, monkeypatch):
+    """The benchmark and the GUI start new detection threads for each run: their inferences take the requests
+    earlier threads left idle (no new request, nor its first inference, per thread), and stay correct."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from posecore.runtime.openvino_backend import OpenVinoNet
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(converted))
+    made, proxies = [], {}
+    real = OpenVinoNet._compiled_for
+
+    class Counting:
+        def __init__(self, compiled):
+            self.compiled = compiled
+
+        def create_infer_request(self):
+            made.append(1)
+            return self.compiled.create_infer_request()
+
+    def counted(self, shape):
+        compiled = real(self, shape)
+        return proxies.setdefault(id(compiled), Counting(compiled))
+
+    monkeypatch.setattr(OpenVinoNet, "_compiled_for", counted)
+    det = Detector(imgsz=IMGSZ, device="cpu", runtime="openvino")
+    det.set_concurrency(2, 1)
+    vtest = [2, 3, 2, 3]  # indices of the two 768x576 frames: one input shape
+    for _ in range(3):  # three runs, each with its own two worker threads
+        with ThreadPoolExecutor(2) as pool:
+            found = list(pool.map(det.detect, [frames[i] for i in vtest]))
+        for i, ours in zip(vtest, found):
+            _assert_close(ours, torch_detections[i])
+    assert det.runtime == "openvino"
+    assert 1 <= len(made) <= 2  # at most one request per worker running at once, for all three runs
