@@ -3,8 +3,9 @@ the same weights, image size and device, on the same decoded frames.
 
 For each video it measures, in one run:
 
-* throughput (frames/s) of the three contenders, side by side (see ``speed``), and occlupose's
-  latency per stage and its share spent in tracking and smoothing;
+* throughput (frames/s) of the contenders, side by side (see ``speed``): Ultralytics on PyTorch and on its
+  own OpenVINO export, occlupose (and, with ``--runtimes``, on other runtimes; with ``--ceiling``, its
+  network alone), and occlupose's latency per stage and its share spent in tracking and smoothing;
 * tracking quality without ground truth (see ``metrics``, ``events``, ``replay``): ID switches under occlusion stress
   relative to each tracker's clean run, and keypoint jitter, all trackers fed the same detections;
 
@@ -38,8 +39,8 @@ from .events import plan_events
 from .metrics import deviation, id_switches, jitter, raw_along
 from .replay import replay
 from .report import format_report
-from .speed import (OccluposeContender, RunStats, UltralyticsContender, frame_ms, limited, peak_rss_mb, race,
-                    stage_summary, tracking_share)
+from .speed import (NetworkContender, OccluposeContender, RunStats, UltralyticsContender, frame_ms, limited,
+                    peak_rss_mb, race, stage_summary, tracking_share)
 from .targets import check_targets, load_targets
 from .tracker_adapters import TRACKERS, OccluposeTracker, UltralyticsTracker
 
@@ -72,6 +73,9 @@ def register(subparsers) -> None:
                    help="also race occlupose on these runtimes: torch, openvino, openvino:int8, openvino:bf16")
     p.add_argument("--no-ultralytics-openvino", action="store_true",
                    help="skip Ultralytics track on its own OpenVINO export (raced by default where OpenVINO works)")
+    p.add_argument("--ceiling", action="store_true",
+                   help="also race occlupose's network alone (its detector on the same frames, nothing after it): "
+                        "the frames/s occlupose could reach if everything but the network were free")
     p.add_argument("--coco", metavar="ANNOTATIONS.json",
                    help="also score keypoint AP on these still images, raw and through the tracker")
     p.add_argument("--coco-images", metavar="DIR", help="image folder for --coco (default: the file's folder)")
@@ -205,6 +209,10 @@ def bench_video(video: str, pipeline: Pipeline, cfg: PipelineConfig, args, out: 
         other.stats.name = variant_name(runtime, precision)
         other.stats.label = f"occlupose ({_runtime_label(variant.detector)})"
         contenders.append(other)
+    network = NetworkContender(pipeline, video, args.frames) if getattr(args, "ceiling", False) else None
+    if network is not None:
+        network.stats.label = f"occlupose's network alone ({_runtime_label(detector)})"
+        contenders.append(network)
     bar = progress_bar(None if n_hint is None else n_hint * len(contenders), f"{name}: speed", not args.quiet,
                        mininterval=1.0, leave=False)
     try:
@@ -233,6 +241,12 @@ def bench_video(video: str, pipeline: Pipeline, cfg: PipelineConfig, args, out: 
         "runtimes": {k: {"fps": round(r.fps, 3), "vs_best_openvino": _ratio(r.fps, best_ov)}
                      for k, r in runs.items() if k.startswith("occlupose")},
         "realtime": _ratio(occ_fps, source.fps or 0.0),
+        "ceiling": None if network is None else {
+            "fps": round(network.stats.fps, 3), "vs_best_openvino": _ratio(network.stats.fps, best_ov),
+            "pipeline_share": _ratio(occ_fps, network.stats.fps),
+            # the same work as the pipeline's detection: as many people found in every frame
+            "same_people_as_pipeline": round(float(np.mean([a == len(b) for a, b in zip(network.detections, occ.poses)])), 4)
+            if occ.poses else None},
         "stages_ms": {k: round(v, 3) for k, v in stage_summary(runs["occlupose"]).items()},
         "frame_ms": round(frame_ms(runs["occlupose"]), 3),
         "tracking_share": round(tracking_share(runs["occlupose"]), 5),

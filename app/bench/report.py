@@ -56,6 +56,11 @@ def _format_video(v: dict) -> list[str]:
     if r.get("best_openvino"):
         lines.append("  occlupose / the faster Ultralytics on its OpenVINO export: "
                      + ", ".join(f"{tp[k]['label']} {x['vs_best_openvino']:.2f}x" for k, x in v["runtimes"].items()))
+    c = v.get("ceiling")
+    if c:
+        vs = f" = {c['vs_best_openvino']:.2f}x the faster Ultralytics on OpenVINO" if c.get("vs_best_openvino") else ""
+        lines.append(f"  occlupose's network alone: {c['fps']:.2f} frames/s{vs}; occlupose / its network alone: "
+                     f"{c['pipeline_share']:.2f}x (1.00x: everything after the network costs nothing)")
     st = v["stages_ms"]
     lines.append("occlupose latency per stage (ms/frame; stages overlap across threads, so they do not add up to "
                  f"the {v['frame_ms']:.1f} ms between frames)")

@@ -11,13 +11,21 @@ detection workers idle, its encoder drained), so no contender works during anoth
 * occlupose: :meth:`Pipeline.stream` (decode thread, detection workers, pose, tracking and keypoint
   smoothing), each result drawn and encoded to H.264 in a background thread, as ``occlupose process``
   does.
+* occlupose's network alone (``--ceiling``): the pipeline's own detector on the same frames with the same
+  workers and threads, and nothing after it: the frames/s the pipeline could reach if everything but the
+  network were free.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
+import logging
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -82,6 +90,19 @@ def limited(path: str, max_frames: int | None) -> Iterator[Frame]:
         yield frame
 
 
+@contextlib.contextmanager
+def _quiet_ultralytics():
+    """No info lines from Ultralytics (its logger writes to the stdout it found at import) nor prints."""
+    log = logging.getLogger("ultralytics")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        log.setLevel(level)
+
+
 class UltralyticsContender:
     """``YOLO.track`` on each decoded frame, as a user of Ultralytics would run it."""
 
@@ -105,7 +126,8 @@ class UltralyticsContender:
         frame = next(self.frames, None)
         if frame is None:
             return False
-        self.stats.outputs.append(self._track(frame))
+        with _quiet_ultralytics():  # it announces the model it sets up
+            self.stats.outputs.append(self._track(frame))
         if self.threads is None:
             self.threads = torch.get_num_threads()  # what Ultralytics chose when it set up its predictor
         self.stats.threads = f"{self.threads} torch thread{'s' * (self.threads > 1)}"
@@ -205,6 +227,48 @@ class OccluposeContender:
 
     def close(self) -> None:
         self._sink.close()
+
+
+class NetworkContender:
+    """The pipeline's detector alone (letterbox, network, NMS) on the decoded frames, ``workers`` frames in
+    flight as :meth:`Pipeline.stream` keeps them: the ceiling of occlupose's frames/s on this machine."""
+
+    def __init__(self, pipeline: Pipeline, video: str, max_frames: int | None):
+        self.detector = pipeline.detector
+        self.workers, self.threads = pipeline.concurrency
+        self.frames = limited(video, max_frames)
+        self.stats = RunStats("network_alone", "occlupose's network alone",
+                              "decode + letterbox + network + NMS, nothing after (the ceiling)",
+                              threads=f"{self.workers} detection worker{'s' * (self.workers > 1)}, as occlupose")
+        self.detections: list[int] = []  # people found per frame (frame 0 included)
+
+    def _detect(self, frames) -> int:
+        pending: deque = deque()
+        done = 0
+        with torch_threads(self.threads), ThreadPoolExecutor(self.workers, thread_name_prefix="network") as pool:
+            for frame in frames:
+                if len(pending) > self.workers:
+                    self.detections.append(len(pending.popleft().result()))
+                    done += 1
+                pending.append(pool.submit(self.detector.detect, frame.image))
+            for future in pending:
+                self.detections.append(len(future.result()))
+                done += 1
+        return done
+
+    def warm_up(self) -> bool:
+        first = next(self.frames, None)
+        return first is not None and self._detect([first]) == 1
+
+    def run(self, n: int) -> int:
+        t0 = time.perf_counter()
+        done = self._detect(itertools.islice(self.frames, n))
+        self.stats.seconds += time.perf_counter() - t0
+        self.stats.frames += done
+        return done
+
+    def close(self) -> None:
+        pass
 
 
 def race(contenders: list[Contender], chunk: int, progress=None) -> None:

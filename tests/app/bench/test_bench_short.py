@@ -17,7 +17,7 @@ def short_run(tmp_path_factory, demo_clip):
     buf = io.StringIO()
     with redirect_stdout(buf):
         code = main(["bench", str(demo_clip), "--short", "--frames", "8", "--imgsz", "320", "--device", "cpu",
-                     "-o", str(out), "--name", "short", "-q", "--runtimes", "torch"])
+                     "-o", str(out), "--name", "short", "-q", "--runtimes", "torch", "--ceiling"])
     return code, buf.getvalue(), out
 
 
@@ -30,7 +30,7 @@ def test_short_bench_writes_a_consistent_report(short_run):
     assert video["frames"] == 8
     tp = video["throughput"]
     assert set(tp) == {"bytetrack", "botsort", "occlupose", "bytetrack_openvino", "botsort_openvino",
-                       "occlupose_torch"}  # Ultralytics on its OpenVINO export; --runtimes torch
+                       "occlupose_torch", "network_alone"}  # Ultralytics on OpenVINO; --runtimes torch; --ceiling
     assert video["ratio"]["best_openvino"] == pytest.approx(
         tp["occlupose"]["fps"] / max(tp["bytetrack_openvino"]["fps"], tp["botsort_openvino"]["fps"]), rel=1e-2)
     assert tp["occlupose"]["label"] == "occlupose (openvino fp32)" and tp["occlupose_torch"]["label"] == "occlupose (torch)"
@@ -38,6 +38,10 @@ def test_short_bench_writes_a_consistent_report(short_run):
         assert run["frames"] == 7  # the first frame is the untimed warm-up
         assert run["fps"] > 0 and run["seconds"] > 0
         assert f"{run['fps']:7.2f}" in table
+    ceiling = video["ceiling"]  # --ceiling: the pipeline's own detector on the same frames, nothing after it
+    assert ceiling["same_people_as_pipeline"] == 1.0
+    assert ceiling["pipeline_share"] == pytest.approx(tp["occlupose"]["fps"] / tp["network_alone"]["fps"], rel=1e-2)
+    assert "occlupose's network alone" in table and "occlupose / its network alone" in table
     assert video["ratio"]["bytetrack"] == pytest.approx(tp["occlupose"]["fps"] / tp["bytetrack"]["fps"], rel=1e-3)
     stages = video["stages_ms"]
     assert set(stages) >= {"decode", "detect", "pose", "refine", "track", "draw", "encode"}
