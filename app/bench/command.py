@@ -241,12 +241,7 @@ def bench_video(video: str, pipeline: Pipeline, cfg: PipelineConfig, args, out: 
         "runtimes": {k: {"fps": round(r.fps, 3), "vs_best_openvino": _ratio(r.fps, best_ov)}
                      for k, r in runs.items() if k.startswith("occlupose")},
         "realtime": _ratio(occ_fps, source.fps or 0.0),
-        "ceiling": None if network is None else {
-            "fps": round(network.stats.fps, 3), "vs_best_openvino": _ratio(network.stats.fps, best_ov),
-            "pipeline_share": _ratio(occ_fps, network.stats.fps),
-            # the same work as the pipeline's detection: as many people found in every frame
-            "same_people_as_pipeline": round(float(np.mean([a == len(b) for a, b in zip(network.detections, occ.poses)])), 4)
-            if occ.poses else None},
+        "ceiling": None if network is None else _ceiling(network, occ, occ_fps, best_ov),
         "stages_ms": {k: round(v, 3) for k, v in stage_summary(runs["occlupose"]).items()},
         "frame_ms": round(frame_ms(runs["occlupose"]), 3),
         "tracking_share": round(tracking_share(runs["occlupose"]), 5),
@@ -255,6 +250,14 @@ def bench_video(video: str, pipeline: Pipeline, cfg: PipelineConfig, args, out: 
                                   for k in ULTRALYTICS_TRACKERS},
         "quality": quality,
     }
+
+
+def _ceiling(network: NetworkContender, occ: OccluposeContender, occ_fps: float, best_ov: float) -> dict:
+    # same_people_as_pipeline checks it did the pipeline's detection work: as many people in every frame
+    same = [a == len(b) for a, b in zip(network.detections, occ.poses)]
+    return {"fps": round(network.stats.fps, 3), "vs_best_openvino": _ratio(network.stats.fps, best_ov),
+            "pipeline_share": _ratio(occ_fps, network.stats.fps),
+            "same_people_as_pipeline": round(float(np.mean(same)), 4) if same else None}
 
 
 def _quality(video: str, n: int, occ: OccluposeContender, runs: dict[str, RunStats], pipeline: Pipeline,
