@@ -231,7 +231,9 @@ class OccluposeContender:
 
 class NetworkContender:
     """The pipeline's detector alone (letterbox, network, NMS) on the decoded frames, ``workers`` frames in
-    flight as :meth:`Pipeline.stream` keeps them: the ceiling of occlupose's frames/s on this machine."""
+    flight as :meth:`Pipeline.stream` keeps them: occlupose's frames/s if everything after the network cost
+    nothing (a ceiling up to the machine's noise: where the rest hides behind the network, the two measure
+    alike)."""
 
     def __init__(self, pipeline: Pipeline, video: str, max_frames: int | None):
         self.detector = pipeline.detector
