@@ -243,16 +243,18 @@ class NetworkContender:
                               "decode + letterbox + network + NMS, nothing after (the ceiling)",
                               threads=f"{self.workers} detection worker{'s' * (self.workers > 1)}, as occlupose")
         self.detections: list[int] = []  # people found per frame (frame 0 included)
+        # one pool for the whole race, as `occlupose process` keeps its workers for the whole video
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="network")
 
     def _detect(self, frames) -> int:
         pending: deque = deque()
         done = 0
-        with torch_threads(self.threads), ThreadPoolExecutor(self.workers, thread_name_prefix="network") as pool:
+        with torch_threads(self.threads):
             for frame in frames:
                 if len(pending) > self.workers:
                     self.detections.append(len(pending.popleft().result()))
                     done += 1
-                pending.append(pool.submit(self.detector.detect, frame.image))
+                pending.append(self._pool.submit(self.detector.detect, frame.image))
             for future in pending:
                 self.detections.append(len(future.result()))
                 done += 1
@@ -270,7 +272,7 @@ class NetworkContender:
         return done
 
     def close(self) -> None:
-        pass
+        self._pool.shutdown(cancel_futures=True)
 
 
 def race(contenders: list[Contender], chunk: int, progress=None) -> None:
