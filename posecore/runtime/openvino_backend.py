@@ -6,13 +6,14 @@ is compiled once (OpenVINO's own compiled-model cache makes that cheap on later 
 shapes (a folder of photos of many sizes) new shapes run on the dynamic model instead of compiling more.
 
 Threads: ``streams`` requests can run at once (the pipeline's detection workers), each on
-``threads_per_stream`` cores. ``__call__`` is thread-safe: each call takes an idle request of its shape (or
-makes one) and gives it back afterwards, so requests outlive the threads that used them (the benchmark and
-the GUI start new worker threads per run) and a new thread costs no new request.
+``threads_per_stream`` cores. ``__call__`` is thread-safe: each call takes an idle request of the compiled
+model its shape runs on (or makes one) and gives it back afterwards, so requests outlive the threads that
+used them (the benchmark and the GUI start new worker threads per run) and a new thread costs no new request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import defaultdict
 from pathlib import Path
@@ -87,19 +88,14 @@ class OpenVinoNet:
             # keyed by the compiled model: the dynamic one's requests serve every shape it runs
             idle = self._idle[id(compiled)]
             request = idle.pop() if idle else None
-        if request is None:
+        first = request is None
+        if first:
             request = compiled.create_infer_request()
-            with _FIRST_INFERENCE:
-                outputs = self._infer(request, x)
-        else:
-            outputs = self._infer(request, x)
+        with _FIRST_INFERENCE if first else contextlib.nullcontext():
+            request.infer({0: x})
+            # copies: the request's buffers are reused by its next call
+            outputs = tuple(torch.from_numpy(np.array(request.get_output_tensor(i).data))
+                            for i in range(len(request.model_outputs)))
         with self._lock:
             idle.append(request)  # dropped with the list if configure() replaced it meanwhile
         return outputs
-
-    @staticmethod
-    def _infer(request, x: np.ndarray) -> tuple[torch.Tensor, ...]:
-        request.infer({0: x})
-        # copies: the request's buffers are reused by its next call
-        return tuple(torch.from_numpy(np.array(request.get_output_tensor(i).data))
-                     for i in range(len(request.model_outputs)))
