@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from .autosize import BASE
 from .boxes import box_iou
 from .config import option
 from .skeleton import COCO17
@@ -30,8 +31,12 @@ from .types import Detections
 @dataclass
 class PassesConfig:
     # Default on: +6.7 % keypoint AP on the COCO images of ../shared at about twice the cost of one pass,
-    # which keeps opencv_vtest.avi above real time (README, "Quality presets").
-    flip: bool = option(True, help="average with the mirrored frame (left/right joints swapped back)")
+    # which keeps opencv_vtest.avi above real time (README, "Quality presets"). Off where `imgsz: auto`
+    # raised the input size: that costs as much as the mirrored pass again (960 on vtest: 1.2x the flip
+    # test at 640) and finds the small people a mirrored pass cannot (README, "Input size: auto").
+    flip: bool | Literal["auto"] = option(
+        "auto", help="average with the mirrored frame (left/right joints swapped back); auto: on, except "
+                     "where imgsz: auto chose an input size larger than 640")
     zoom: bool = option(False, help="look again at small or doubtful people, enlarged, in one batched pass")
     zoom_height: int = option(160, ge=0, le=4096,
                               help="people shorter than this in the network's input (px) are zoomed in")
@@ -46,8 +51,17 @@ class PassesConfig:
     fuse_iou: float = option(0.55, gt=0.0, le=1.0, help="box IoU at which people of two passes are one person")
 
     @property
+    def flips(self) -> bool:
+        """Whether the mirrored pass runs (``auto`` is on until :meth:`for_auto_size` says otherwise)."""
+        return self.flip is not False
+
+    @property
     def active(self) -> bool:
-        return self.flip or self.zoom or self.extra != "none"
+        return self.flips or self.zoom or self.extra != "none"
+
+    def for_auto_size(self, imgsz: int) -> PassesConfig:
+        """These passes where ``imgsz: auto`` chose ``imgsz``: above the base, ``flip: auto`` is off."""
+        return replace(self, flip=False) if self.flip == "auto" and imgsz > BASE else self
 
 
 # The --quality presets, measured with `python -m train eval-quality` (README): fast is the plain single
@@ -55,7 +69,7 @@ class PassesConfig:
 # which find nearly every person of a distant crowd that a 1280 pass finds.
 QUALITY_PRESETS: dict[str, dict] = {
     "fast": {},
-    "balanced": {"flip": True},
+    "balanced": {"flip": "auto"},
     "best": {"flip": True, "zoom": True, "extra": "tiles"},
 }
 
@@ -213,7 +227,7 @@ class MultiPassDetector:
         h, w = frame.shape[:2]
         plain = self.base.detect(frame)
         passes = [plain]
-        if cfg.flip:
+        if cfg.flips:
             passes.append(flip_detections(self.base.detect(np.ascontiguousarray(frame[:, ::-1])), w))
         if cfg.extra == "scale":
             passes.append(self.second.detect(frame))

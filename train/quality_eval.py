@@ -81,6 +81,7 @@ def build(setting: dict, cache: dict[int, Detector], frozen: bool,
     if imgsz == AUTO:
         fixed = fixed_choice(not video, pcfg.extra)
         imgsz = fixed.imgsz if fixed else probe(lambda size: get(size).detect, video[:PROBE_FRAMES]).imgsz
+        pcfg = pcfg.for_auto_size(imgsz)
     base = get(imgsz)
     if not pcfg.active:
         return base

@@ -38,9 +38,12 @@ def pipeline_for_source(config: PipelineConfig, frames: Iterable[Frame], recorde
         pipeline = Pipeline.from_config(with_imgsz(config, BASE))
         choice = probe(lambda size: _detect_at(pipeline, config, size), [f.image for f in head])
     again = ", as the earlier run chose" if choice is recorded else ""
-    log.info("input size %d (auto%s: %s)", choice.imgsz, again, choice.reason)
+    # Above the base, flip: auto is off: the larger input costs as much as the mirrored pass would.
+    chosen = replace(with_imgsz(config, choice.imgsz), passes=config.passes.for_auto_size(choice.imgsz))
+    no_flip = "; flip test off at this size" if chosen.passes.flip != config.passes.flip else ""
+    log.info("input size %d (auto%s: %s)%s", choice.imgsz, again, choice.reason, no_flip)
     if pipeline is None or choice.imgsz != BASE:
-        pipeline = Pipeline.from_config(with_imgsz(config, choice.imgsz))
+        pipeline = Pipeline.from_config(chosen)
     return pipeline, frames, choice
 
 

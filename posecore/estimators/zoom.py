@@ -103,7 +103,7 @@ def draw(frame: np.ndarray, cells: list[Cell], cell: int) -> np.ndarray:
 def zoom_in(detector, frame: np.ndarray, people: Detections, cfg: PassesConfig, base_scale: float) -> Detections:
     """``people`` (with keypoints) with the joints of small or doubtful ones fused with a zoomed-in look."""
     cell = int(getattr(detector, "imgsz", 640)) // GRID
-    cells = layout(people, candidates(people, cfg, base_scale), cell, base_scale, cfg.flip)
+    cells = layout(people, candidates(people, cfg, base_scale), cell, base_scale, cfg.flips)
     if not cells:
         return people
     found: dict[int, list[np.ndarray]] = {}

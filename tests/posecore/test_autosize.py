@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.arguments import imgsz_arg
-from posecore.autosize import LARGE_MAX, SMALL_PX, SizeChoice, choose_imgsz, fixed_choice, larger_size, probe
+from posecore.autosize import LARGE_MAX, SMALL_PX, UPSCALE, SizeChoice, choose_imgsz, fixed_choice, larger_size, probe
 from posecore.config import from_dict
 from posecore.detector import DetectorConfig
 from posecore.errors import ConfigError
@@ -38,12 +38,17 @@ def test_the_choice_reads_back_from_its_record():
         assert SizeChoice.from_record(damaged) is None
 
 
-def test_large_people_or_small_sources_keep_the_base():
+def test_large_people_keep_the_base():
     assert choose_imgsz(np.array([200.0, 240.0]), *HD).imgsz == 640
     assert choose_imgsz(np.array([SMALL_PX + 1.0]), *HD).imgsz == 640
-    # too few pixels to gain from: the source's long side under 1.25 x 640
-    for h, w in ((360, 480), (576, 768)):
-        assert larger_size(h, w) == 640 and choose_imgsz(np.array([40.0]), h, w).imgsz == 640
+    assert choose_imgsz(np.array([SMALL_PX + 1.0]), 360, 480).imgsz == 640
+
+
+def test_small_sources_with_small_people_are_upsampled():
+    # a larger input finds people a 640 pass misses even where it only upsamples (vtest, 480x360)
+    for h, w in ((360, 480), (576, 768), (480, 960)):
+        assert larger_size(h, w) == UPSCALE and choose_imgsz(np.array([40.0]), h, w).imgsz == UPSCALE
+    assert larger_size(800, 1000) == 992 and larger_size(*HD) == LARGE_MAX
 
 
 def test_nobody_found_asks_the_larger_size_once():
@@ -84,10 +89,14 @@ def test_probe_measures_people_in_the_base_input():
     assert choice.imgsz == 1280 and large.calls == 1
 
 
-def test_probe_skips_detection_on_a_small_source():
-    calls = []
-    choice = probe(lambda s: calls.append(s), [np.zeros((360, 480, 3), np.uint8)])
-    assert choice.imgsz == 640 and calls == []
+def test_probe_upsamples_a_small_source_whose_people_the_base_misses():
+    frame = np.zeros((360, 480, 3), np.uint8)
+    base, large = SizedDetector(people([])), SizedDetector(people([70.0, 60.0]))
+    choice = probe(lambda s: {640: base, UPSCALE: large}[s].detect, [frame] * 4)
+    assert choice.imgsz == UPSCALE and base.calls == 4 and large.calls == 1 and "2 at 960" in choice.reason
+    # found at the base and tall enough there: no larger pass
+    base, large = SizedDetector(people([150.0])), SizedDetector(people([]))
+    assert probe(lambda s: {640: base, UPSCALE: large}[s].detect, [frame] * 4).imgsz == 640 and large.calls == 0
 
 
 def test_stills_and_extra_passes_keep_the_base():

@@ -173,14 +173,24 @@ def test_quality_preset_sets_the_passes_and_set_still_overrides_it():
         return pipeline_config(build_parser().parse_args(["process", "clip.mp4", *argv]))
 
     assert not cfg("--quality", "fast").passes.active
-    assert cfg().passes.flip and not cfg().passes.zoom  # the default: balanced
+    assert cfg().passes == cfg("--quality", "balanced").passes  # the default: balanced
+    assert cfg().passes.flips and cfg().passes.flip == "auto" and not cfg().passes.zoom
     best = cfg("--quality", "best").passes
-    assert best.zoom and best.flip
-    assert not cfg("--quality", "best", "--set", "passes.flip=false").passes.flip
+    assert best.zoom and best.flip is True
+    assert not cfg("--quality", "best", "--set", "passes.flip=false").passes.flips
+    assert cfg("--set", "passes.flip=true").passes.flip is True
     with pytest.raises(ConfigError, match="passes.extra"):
         cfg("--set", "passes.extra=pyramid")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["process", "clip.mp4", "--quality", "ultra"])
+
+
+def test_flip_auto_is_off_only_where_auto_raised_the_size():
+    auto = PassesConfig()
+    assert auto.for_auto_size(640).flips and not auto.for_auto_size(960).flips
+    assert not auto.for_auto_size(960).active  # nothing else on: the plain detector runs
+    on, off = PassesConfig(flip=True), PassesConfig(flip=False)
+    assert on.for_auto_size(1280).flips and not off.for_auto_size(640).flips
 
 
 def test_pipeline_wraps_the_detector_only_when_passes_are_on():
@@ -188,6 +198,6 @@ def test_pipeline_wraps_the_detector_only_when_passes_are_on():
     from app.run.pipeline import Pipeline, load_pipeline_config
 
     on = Pipeline.from_config(load_pipeline_config({"detector": {"device": "cpu"}}))
-    assert isinstance(on.detector, MultiPassDetector) and on.detector.cfg.flip
+    assert isinstance(on.detector, MultiPassDetector) and on.detector.cfg.flips
     off = Pipeline.from_config(load_pipeline_config({"detector": {"device": "cpu"}, "passes": preset("fast")}))
     assert type(off.detector) is Detector

@@ -20,11 +20,12 @@ W, H, FRAMES = 1280, 720, 6
 @pytest.fixture
 def built(monkeypatch) -> dict:
     """Pipelines with a scripted detector whose one person is ``state["height"]`` px tall in the frame;
-    ``state["sizes"]`` lists the input size of every pipeline built."""
-    state = {"height": 150.0, "sizes": []}
+    ``state["sizes"]`` lists the input size of every pipeline built, ``state["flips"]`` whether it flips."""
+    state = {"height": 150.0, "sizes": [], "flips": []}
 
     def from_config(cls, cfg):
         state["sizes"].append(cfg.detector.imgsz)
+        state["flips"].append(cfg.passes.flips)
         detector = ScriptedDetector(lambda i: [(300.0 + 5 * i, 400.0, state["height"])])
         return Pipeline(detector, YoloPoseEstimator(), Tracker.from_config(cfg.tracker), prefetch=2)
 
@@ -41,6 +42,7 @@ def test_small_people_get_a_larger_size_and_every_frame_is_kept(tmp_path, built)
     summary = run(tmp_path)
     # 150 px in a 1280-wide frame is 75 px at 640: small, so the source runs at its long side, 1280
     assert summary.imgsz.imgsz == 1280 and built["sizes"] == [640, 1280]
+    assert built["flips"] == [True, False]  # flip: auto is off at the raised size
     assert [r["frame"] for r in read_jsonl(tmp_path / "crowd.jsonl")] == list(range(FRAMES))
     record = json.loads((tmp_path / "crowd.run.json").read_text())
     assert record["config"]["detector"]["imgsz"] == "auto" and record["auto_imgsz"]["imgsz"] == 1280
@@ -48,7 +50,7 @@ def test_small_people_get_a_larger_size_and_every_frame_is_kept(tmp_path, built)
 
 def test_large_people_keep_640_with_one_pipeline(tmp_path, built):
     built["height"] = 400.0  # 200 px at 640
-    assert run(tmp_path).imgsz.imgsz == 640 and built["sizes"] == [640]
+    assert run(tmp_path).imgsz.imgsz == 640 and built["sizes"] == [640] and built["flips"] == [True]
 
 
 def test_resume_keeps_the_recorded_choice(tmp_path, built):
@@ -71,6 +73,7 @@ def test_a_fixed_size_is_not_measured(tmp_path, built):
     cfg = PipelineConfig()
     cfg.detector.imgsz = 960
     assert run(tmp_path, config=cfg).imgsz is None and built["sizes"] == [960]
+    assert built["flips"] == [True]  # a size asked for keeps the flip test
     assert "auto_imgsz" not in json.loads((tmp_path / "crowd.run.json").read_text())
 
 
