@@ -161,7 +161,10 @@ def _run_process(args: argparse.Namespace, source: str, default_outdir: str) -> 
     print(f"processed {done} frames{resumed} in {summary.seconds:.1f} s ({summary.fps:.1f} frames/s), "
           f"{summary.track_ids} track IDs")
     if summary.imgsz is not None:
-        print(f"  input size {summary.imgsz.imgsz} (auto: {summary.imgsz.reason})")
+        from app.run.autosize import flip_note
+
+        note = flip_note(pipeline_config(args).passes, summary.imgsz)
+        print(f"  input size {summary.imgsz.imgsz} (auto: {summary.imgsz.reason}){note}")
     for kind, path in summary.outputs.items():
         if path.exists():
             print(f"  {kind:9s} {path}")

@@ -12,6 +12,7 @@ from dataclasses import replace
 from posecore.autosize import AUTO, BASE, PROBE_FRAMES, SizeChoice, fixed_choice, probe
 from posecore.detector import Detector
 from posecore.io.sources import Frame
+from posecore.multiscale import PassesConfig
 
 from .pipeline import Pipeline, PipelineConfig
 
@@ -20,6 +21,11 @@ log = logging.getLogger("occlupose")
 
 def with_imgsz(config: PipelineConfig, imgsz: int) -> PipelineConfig:
     return replace(config, detector=replace(config.detector, imgsz=imgsz))
+
+
+def flip_note(passes: PassesConfig, choice: SizeChoice) -> str:
+    """What the log and the summary add to the chosen size where it turned the flip test off."""
+    return "; flip test off at this size" if passes.for_auto_size(choice.imgsz).flips != passes.flips else ""
 
 
 def pipeline_for_source(config: PipelineConfig, frames: Iterable[Frame], recorded: SizeChoice | None = None
@@ -38,12 +44,11 @@ def pipeline_for_source(config: PipelineConfig, frames: Iterable[Frame], recorde
         pipeline = Pipeline.from_config(with_imgsz(config, BASE))
         choice = probe(lambda size: _detect_at(pipeline, config, size), [f.image for f in head])
     again = ", as the earlier run chose" if choice is recorded else ""
-    # Above the base, flip: auto is off: the larger input costs as much as the mirrored pass would.
-    chosen = replace(with_imgsz(config, choice.imgsz), passes=config.passes.for_auto_size(choice.imgsz))
-    no_flip = "; flip test off at this size" if chosen.passes.flip != config.passes.flip else ""
-    log.info("input size %d (auto%s: %s)%s", choice.imgsz, again, choice.reason, no_flip)
+    log.info("input size %d (auto%s: %s)%s", choice.imgsz, again, choice.reason, flip_note(config.passes, choice))
     if pipeline is None or choice.imgsz != BASE:
-        pipeline = Pipeline.from_config(chosen)
+        # Above the base, flip: auto is off: the larger input costs as much as the mirrored pass would.
+        pipeline = Pipeline.from_config(replace(with_imgsz(config, choice.imgsz),
+                                                passes=config.passes.for_auto_size(choice.imgsz)))
     return pipeline, frames, choice
 
 

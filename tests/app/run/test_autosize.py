@@ -8,9 +8,12 @@ import json
 import pytest
 
 from app.process import ProcessOptions, run_process
+from app.run.autosize import flip_note
 from app.run.pipeline import Pipeline, PipelineConfig
 from posecore.estimators.yolo import YoloPoseEstimator
+from posecore.autosize import SizeChoice
 from posecore.io.result_writers import read_jsonl
+from posecore.multiscale import PassesConfig
 from tests.reliability.media import ListSource, ScriptedDetector, pattern
 from trackers.tracker import Tracker
 
@@ -85,3 +88,9 @@ def test_a_damaged_record_is_measured_again(tmp_path, built):
     path.write_text(json.dumps(record))
     built["sizes"].clear()
     assert run(tmp_path, resume=True).imgsz.imgsz == 1280 and built["sizes"] == [640, 1280]
+
+
+def test_the_note_says_when_the_flip_test_was_left_out():
+    raised, kept = SizeChoice(960, "people small"), SizeChoice(640, "people large")
+    assert "flip test off" in flip_note(PassesConfig(), raised)
+    assert flip_note(PassesConfig(), kept) == "" and flip_note(PassesConfig(flip=True), raised) == ""
