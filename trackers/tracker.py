@@ -28,6 +28,11 @@ a pose whose joints sit on those of a pose matched or started in the same frame 
 reported one person twice (``birth_dup_joints``). IDs start
 at 1 and are never reused until :meth:`Tracker.reset`.
 
+Before all this, a pose whose box touches the frame's left or right edge and is narrower than
+``edge_sliver`` times its height is left out (when the frame size is given): that sliver of someone
+leaving or entering gives neither their place nor their size, and on the ground-truth sequences it was
+mostly a false positive that kept a track alive at the edge after its person had left.
+
 The track table is a set of parallel arrays (one row per track), filters included, so everything but
 the building of the returned records runs as NumPy operations over all tracks at once.
 """
@@ -49,6 +54,7 @@ from .association import (assign, box_iou, centre_distance, pose_oks, pose_simil
 from .kalman import BoxKalman, CVState, KeypointKalman, box_size
 
 COORD_LIMIT = 1e6  # px; inputs are clipped to +-this so squares and sums stay finite
+EDGE_PX = 2  # a box this close to the frame's left or right edge touches it
 _NEVER = np.iinfo(np.int64).max // 4  # "frames since seen" of a joint never seen
 
 _TENTATIVE, _CONFIRMED, _LOST = 0, 1, 2
@@ -94,6 +100,9 @@ class TrackerConfig:
     lost_size_damping: float = option(0.0, ge=0.0, le=1.0,
                                       help="per frame, factor on the rate a lost box grows or shrinks (0: it keeps "
                                            "its size; a box cut by the image edge must not shrink away)")
+    edge_sliver: float = option(0.1, ge=0.0, le=1.0,
+                                help="a pose whose box touches the frame's left or right edge and is narrower than "
+                                     "this times its height neither matches nor starts a track (0: off)")
     birth_dup_joints: int = option(5, ge=0, le=1000,
                                    help="after the first min_hits frames, a free pose starts no track when this many "
                                         "of its joints sit on those of a pose matched or started in the same frame "
@@ -171,12 +180,19 @@ class _Frame:
     skeleton: str
 
 
-def _clean(poses: Poses, low_score: float) -> _Frame:
-    """Finite, bounded copies of the poses scoring at least ``low_score``; boxes ordered x1 <= x2, y1 <= y2."""
+def _clean(poses: Poses, low_score: float, width: int | None = None, edge_sliver: float = 0.0) -> _Frame:
+    """Finite, bounded copies of the poses scoring at least ``low_score``; boxes ordered x1 <= x2, y1 <= y2.
+    With the frame's ``width``, boxes touching its left or right edge narrower than ``edge_sliver`` x their
+    height are left out too."""
     boxes = np.asarray(poses.boxes, np.float64).reshape(-1, 4)
     scores = np.asarray(poses.scores, np.float64).reshape(-1)
     kpts = np.asarray(poses.keypoints, np.float64)
     ok = np.isfinite(boxes).all(1) & np.isfinite(scores) & (scores >= low_score)
+    if width is not None and edge_sliver > 0:
+        with np.errstate(invalid="ignore"):
+            x1, x2 = np.minimum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 0], boxes[:, 2])
+            at_edge = (x1 <= EDGE_PX) | (x2 >= width - EDGE_PX)
+            ok &= ~(at_edge & (x2 - x1 < edge_sliver * np.abs(boxes[:, 3] - boxes[:, 1])))
     boxes = np.clip(boxes[ok], -COORD_LIMIT, COORD_LIMIT)
     boxes = np.concatenate([np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], 1)
     kpts = kpts[ok].copy()
@@ -254,11 +270,12 @@ class Tracker:
     # ------------------------------------------------------------------ main step
 
     def update(self, poses: Poses, frame_index: int, keep_step: bool = False,
-               warp: np.ndarray | None = None) -> list[Track]:
+               warp: np.ndarray | None = None, width: int | None = None) -> list[Track]:
         """Feed one frame's poses; return this frame's tracks, sorted by ID. ``keep_step``: also keep the
         joint filters' part of this update in ``last_step``, for a smoother (trackers.smoother).
         ``warp`` float[2, 3]: the camera's motion since the previous frame (an affine map of pixels,
-        trackers.camera_motion), applied to every track's prediction before matching.
+        trackers.camera_motion), applied to every track's prediction before matching. ``width``: the
+        frame's width in pixels, for ``edge_sliver`` (None: no pose is left out for it).
 
         Returned:
 
@@ -283,7 +300,7 @@ class Tracker:
         clipped to +-1e6 px; the tracker never raises on finite input.
         """
         c = self.config
-        det = _clean(poses, c.low_score)
+        det = _clean(poses, c.low_score, width, c.edge_sliver)
         num_joints = det.kpts.shape[1]
         if num_joints != self._k or det.skeleton != self._skeleton:
             self._clear_tracks(num_joints, det.skeleton)

@@ -32,7 +32,7 @@ from trackers.tracker import TrackerConfig
 
 from .metrics import FrameTracks
 from .speed import limited
-from .tracker_adapters import OccluposeTracker, UltralyticsTracker
+from .tracker_adapters import OccluposeTracker, UltralyticsTracker, frame_width
 from .mot_eval import COLUMNS, MotBoxes, MotScores, evaluate, format_row, gt_file, read_mot
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -170,7 +170,8 @@ class OccluposeMotTracker(OccluposeTracker):
         self.camera = CameraMotion(c.camera_motion)
 
     def update(self, poses: Poses, image: np.ndarray | None, frame_index: int) -> list[FrameTracks]:
-        tracks = self.tracker.update(poses, frame_index, keep_step=True, warp=self.camera.warp(image))
+        tracks = self.tracker.update(poses, frame_index, keep_step=True, warp=self.camera.warp(image),
+                                     width=frame_width(image))
         return self._stitch(self.smoother.push((poses.num_joints, image), tracks, self.tracker.last_step))
 
     def flush(self) -> list[FrameTracks]:

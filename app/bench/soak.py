@@ -197,8 +197,8 @@ class _ProbedTracker:
         self.tracker.reset()
 
     def update(self, poses: Poses, frame_index: int, keep_step: bool = False,
-               warp: np.ndarray | None = None) -> list[Track]:
-        tracks = self.tracker.update(poses, frame_index, keep_step=keep_step, warp=warp)
+               warp: np.ndarray | None = None, width: int | None = None) -> list[Track]:
+        tracks = self.tracker.update(poses, frame_index, keep_step=keep_step, warp=warp, width=width)
         self.max_tracks = max(self.max_tracks, self.tracker.num_tracks)
         self.ids.update(t.track_id for t in tracks)
         if frame_index % self.every == 0:

@@ -61,7 +61,7 @@ class OccluposeTracker:
         self.smoother: FixedLagSmoother[int] = FixedLagSmoother(self.tracker.config.smoothing_lag)
 
     def update(self, poses: Poses, image: np.ndarray | None, frame_index: int) -> list[FrameTracks]:
-        tracks = self.tracker.update(poses, frame_index, keep_step=True)
+        tracks = self.tracker.update(poses, frame_index, keep_step=True, width=frame_width(image))
         done = self.smoother.push(poses.num_joints, tracks, self.tracker.last_step)
         return [FrameTracks.from_tracks(tracks, k) for k, tracks in done]
 
@@ -78,3 +78,8 @@ def from_ultralytics_result(result, num_joints: int = 17) -> FrameTracks:
         np.zeros((len(boxes), num_joints, 3), np.float32)
     return FrameTracks(boxes.id.cpu().numpy().astype(np.int64), boxes.xyxy.float().cpu().numpy(), kpts,
                        np.ones(len(boxes), bool))
+
+
+def frame_width(image: np.ndarray | None) -> int | None:
+    """The frame width the tracker's ``edge_sliver`` needs; None without an image."""
+    return None if image is None else int(image.shape[1])

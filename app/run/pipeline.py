@@ -324,7 +324,9 @@ class Pipeline:
         if photo:
             self.tracker.reset()  # a new photo: nobody carries over, everyone is reported as detected
         warp = None if photo else self.camera.warp(frame.image)
-        tracks = self.tracker.update(poses, frame.index, keep_step=keep_step, warp=warp)
+        # A photo reports everyone as detected, edge slivers included (the tracker leaves them out given a width).
+        tracks = self.tracker.update(poses, frame.index, keep_step=keep_step, warp=warp,
+                                     width=None if photo else frame.image.shape[1])
         timings["track"] = time.perf_counter() - t0
         # CPU time of this thread: with other threads busy, the wall time above also counts the waits
         # for a core or for the GIL, while the others work.

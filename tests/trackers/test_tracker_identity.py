@@ -202,3 +202,25 @@ def test_a_person_arriving_next_to_another_still_gets_a_track():
         people = [person(300.0, 50.0, 300.0)] + ([person(350.0, 60.0, 290.0, arms_up=True)] if f >= 5 else [])
         tracks = _confirmed(tracker.update(frame(people), f))
     assert len({t.track_id for t in tracks}) == 2
+
+
+def _sliver(x1: float, x2: float) -> tuple[np.ndarray, np.ndarray]:
+    """A tall, narrow pose from x1 to x2: what the detector leaves of someone cut by the frame's edge."""
+    box, kpts = person((x1 + x2) / 2, 50.0, 200.0)
+    kpts[:, 0] = np.clip(kpts[:, 0], x1, x2)
+    return np.array([x1, box[1], x2, box[3]]), kpts
+
+
+def test_a_sliver_at_the_frame_edge_neither_starts_nor_extends_a_track():
+    at_edge, inside, wide = _sliver(625.0, 640.0), _sliver(300.0, 315.0), _sliver(590.0, 640.0)
+    tracks = Tracker().update(frame([at_edge, inside, wide]), 0, width=640)
+    assert sorted(round(t.box[0]) for t in tracks) == [300, 590]  # 15 px of 200 at the edge: left out
+    assert len(Tracker().update(frame([at_edge, inside, wide]), 0)) == 3  # no frame size: no rule
+    assert len(Tracker(edge_sliver=0.0).update(frame([at_edge]), 0, width=640)) == 1
+
+    # A person who walked out at the right edge: the sliver left behind does not keep their track matched.
+    tracker = Tracker()
+    for f in range(10):
+        tracker.update(frame([_sliver(560.0 + 5 * f, 640.0)]), f, width=640)
+    states = [t.state for f in range(10, 15) for t in tracker.update(frame([at_edge]), f, width=640)]
+    assert states and all(s == TrackState.LOST for s in states)
