@@ -80,3 +80,22 @@ def test_images_where_nobody_is_found_score_without_error():
 
     ap = still_image_ap(ann, estimate)
     assert ap.images == 4 and ap.raw == ap.tracked and 0.0 <= ap.raw < 0.1
+
+
+class _EdgeSliver:
+    """A person the photo's right edge cuts down to a sliver 6 px wide and 80 px tall."""
+
+    thread_safe = True
+    device = torch.device("cpu")
+
+    def detect(self, image):
+        k = np.stack([np.full(17, 117.0), np.linspace(12, 88, 17), np.full(17, 0.9)], 1)
+        return Detections(np.array([[114.0, 10.0, 120.0, 90.0]]), np.array([0.9]), k[None])
+
+
+def test_a_photo_keeps_a_person_cut_to_a_sliver_by_its_edge():
+    frames = [Frame(i, float(i), np.zeros((120, 120, 3), np.uint8), f"p{i}.jpg") for i in range(2)]
+    photos = list(Pipeline(_EdgeSliver(), YoloPoseEstimator(), Tracker(), stills=True).stream(frames))
+    assert [len(r.tracks) for r in photos] == [1, 1]  # everyone as detected
+    video = list(Pipeline(_EdgeSliver(), YoloPoseEstimator(), Tracker()).stream(frames))
+    assert [len(r.tracks) for r in video] == [0, 0]  # the tracker's edge_sliver rule
