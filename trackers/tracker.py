@@ -188,13 +188,12 @@ def _clean(poses: Poses, low_score: float, width: int | None = None, edge_sliver
     scores = np.asarray(poses.scores, np.float64).reshape(-1)
     kpts = np.asarray(poses.keypoints, np.float64)
     ok = np.isfinite(boxes).all(1) & np.isfinite(scores) & (scores >= low_score)
-    if width is not None and edge_sliver > 0:
-        with np.errstate(invalid="ignore"):
-            x1, x2 = np.minimum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 0], boxes[:, 2])
-            at_edge = (x1 <= EDGE_PX) | (x2 >= width - EDGE_PX)
-            ok &= ~(at_edge & (x2 - x1 < edge_sliver * np.abs(boxes[:, 3] - boxes[:, 1])))
-    boxes = np.clip(boxes[ok], -COORD_LIMIT, COORD_LIMIT)
     boxes = np.concatenate([np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], 1)
+    if width is not None and edge_sliver > 0:
+        with np.errstate(invalid="ignore"):  # non-finite boxes are out already
+            at_edge = (boxes[:, 0] <= EDGE_PX) | (boxes[:, 2] >= width - EDGE_PX)
+            ok &= ~(at_edge & (boxes[:, 2] - boxes[:, 0] < edge_sliver * (boxes[:, 3] - boxes[:, 1])))
+    boxes = np.clip(boxes[ok], -COORD_LIMIT, COORD_LIMIT)
     kpts = kpts[ok].copy()
     seen = np.asarray(poses.seen, bool)[ok]
     finite = np.isfinite(kpts).all(-1)
