@@ -12,6 +12,7 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGr
 from app.services.cameras import CameraInfo
 from app.services.model_settings import BACKENDS, DEVICES, PipelineSettings
 from app.services.player import PlayerState, Status
+from posecore.autosize import AUTO
 from posecore.draw import DrawOptions
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg *.ts);;All files (*)"
@@ -287,6 +288,7 @@ class ModelPanel(QGroupBox):
         self.device.addItems(DEVICES)
         self.device.setEditable(True)  # cuda:1 and friends
         self.imgsz = QComboBox()
+        self.imgsz.addItem("auto (from the first frame)", AUTO)
         for s in IMAGE_SIZES:
             self.imgsz.addItem(f"{s} px", s)
         self.active = QLabel("Model: not loaded")
@@ -314,7 +316,7 @@ class ModelPanel(QGroupBox):
     def settings(self) -> PipelineSettings:
         return PipelineSettings(backend=self.backend.currentText(), weights=self.weights.text().strip() or None,
                                 device=self.device.currentText().strip() or "auto",
-                                imgsz=int(self.imgsz.currentData() or 640),
+                                imgsz=self.imgsz.currentData() or AUTO,
                                 pair_weights=(self.pair_weights.text().strip() or None)
                                 if self.backend.currentText() == "dag" else None)
 
@@ -325,9 +327,9 @@ class ModelPanel(QGroupBox):
         self.weights.setText(settings.weights or "")
         self.pair_weights.setText(settings.pair_weights or "")
         self.device.setCurrentText(settings.device)
-        i = self.imgsz.findData(int(settings.imgsz))
+        i = self.imgsz.findData(settings.imgsz)
         if i < 0:
-            self.imgsz.addItem(f"{settings.imgsz} px", int(settings.imgsz))
+            self.imgsz.addItem(f"{settings.imgsz} px", settings.imgsz)
             i = self.imgsz.count() - 1
         self.imgsz.setCurrentIndex(i)
         for w in (self.backend, self.weights, self.pair_weights, self.device, self.imgsz):

@@ -10,7 +10,7 @@ import argparse
 import signal
 import sys
 
-from app.arguments import whole_number
+from app.arguments import imgsz_arg
 from app.gui.qt_env import use_pyqt_plugins
 
 SETTINGS_ORG = "occlupose"
@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pose", choices=["yolo", "dag"], help="pose backend")
     p.add_argument("--weights", help="checkpoint for --pose dag")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--imgsz", type=whole_number(32, 4096), help="detector input size in pixels (32-4096)")
+    p.add_argument("--imgsz", type=imgsz_arg,
+                   help="detector input size: auto (chosen from each source's first frame) or pixels (32-4096)")
     p.add_argument("--realtime", action="store_true", default=None,
                    help="play files at their own rate, skipping frames when processing is slower")
     p.add_argument("--settings", metavar="INI", help="read and save settings in this INI file instead of "

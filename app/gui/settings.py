@@ -8,12 +8,15 @@ Values that do not parse fall back to their defaults.
 from __future__ import annotations
 
 import dataclasses
+from argparse import ArgumentTypeError
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PyQt6.QtCore import QByteArray, QSettings
 
+from app.arguments import imgsz_arg
 from app.services.model_settings import BACKENDS
+from posecore.autosize import AUTO
 
 
 def _default_output() -> str:
@@ -27,7 +30,7 @@ class GuiSettings:
     weights: str = ""
     pair_weights: str = ""  # dag: CoupleGraph checkpoint ("" = the pair stage inside the weights, if any)
     device: str = "auto"
-    imgsz: int = 640
+    imgsz: int | str = AUTO  # auto or px
     # Overlay.
     skeleton: bool = True
     labels: bool = True
@@ -73,6 +76,13 @@ def _parse(value, default):
     return str(value)
 
 
+def _imgsz(value) -> int | str:
+    try:
+        return imgsz_arg(str(value))
+    except ArgumentTypeError as e:
+        raise ValueError(str(e)) from None
+
+
 def load_settings(qs: QSettings) -> GuiSettings:
     out = GuiSettings()
     for f in dataclasses.fields(GuiSettings):
@@ -80,15 +90,14 @@ def load_settings(qs: QSettings) -> GuiSettings:
             continue
         default = getattr(out, f.name)
         try:
-            setattr(out, f.name, _parse(qs.value(f.name), default))
+            value = qs.value(f.name)
+            setattr(out, f.name, _imgsz(value) if f.name == "imgsz" else _parse(value, default))
         except (TypeError, ValueError):
             pass  # a hand-edited or foreign value: keep the default
     if out.backend not in BACKENDS:
         out.backend = "yolo"
     out.det_threshold = min(max(out.det_threshold, 0.0), 1.0)
     out.kpt_threshold = min(max(out.kpt_threshold, 0.0), 1.0)
-    if not 32 <= out.imgsz <= 4096:
-        out.imgsz = 640
     return out
 
 

@@ -52,9 +52,13 @@ def pipeline_for_source(config: PipelineConfig, frames: Iterable[Frame], recorde
     return pipeline, frames, choice
 
 
+def single_pass(pipeline: Pipeline):
+    """The detect function of ``pipeline``'s detector without its extra passes: the rule reads one plain pass."""
+    return getattr(pipeline.detector, "base", pipeline.detector).detect
+
+
 def _detect_at(pipeline: Pipeline, config: PipelineConfig, size: int):
-    """A single-pass detect function at ``size``: the pipeline's own base detector at the base size (its
-    extra passes left out: the rule reads one plain pass), a new one otherwise."""
+    """A single-pass detect function at ``size``: the pipeline's own at the base size, a new one otherwise."""
     if size == BASE:
-        return getattr(pipeline.detector, "base", pipeline.detector).detect
+        return single_pass(pipeline)
     return Detector.from_config(replace(config.detector, imgsz=size)).detect

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from posecore.autosize import AUTO
 from posecore.errors import ConfigError
 
 Backend = Literal["yolo", "dag"]
@@ -23,9 +24,10 @@ class PipelineSettings:
     backend: Backend = "yolo"
     weights: str | None = None  # checkpoint of the dag backend
     device: str = "auto"
-    imgsz: int = 640
+    imgsz: int | str = AUTO  # "auto": chosen from the first frame of each source (services.auto_size)
     det_weights: str | None = None  # YOLO detector weights; None: the bundled ones
     pair_weights: str | None = None  # dag: CoupleGraph checkpoint; None: the pair stage inside the weights, if any
+    chosen: int | None = None  # the size "auto" chose for the source playing (set by the worker, not the user)
 
     def validate(self) -> None:
         if self.backend not in BACKENDS:
@@ -34,23 +36,29 @@ class PipelineSettings:
             raise ConfigError("pose backend dag: choose a weights file (checkpoint) first")
         if self.pair_weights and self.backend != "dag":
             raise ConfigError("pair weights: only for the dag backend")
-        if not 32 <= int(self.imgsz) <= 4096:
-            raise ConfigError(f"input size: must be between 32 and 4096, got {self.imgsz}")
+        if self.imgsz != AUTO and (isinstance(self.imgsz, bool) or not isinstance(self.imgsz, int)
+                                   or not 32 <= self.imgsz <= 4096):
+            raise ConfigError(f"input size: must be auto or between 32 and 4096, got {self.imgsz!r}")
 
     def describe(self) -> str:
         model = self.backend if self.backend == "yolo" else f"dag ({Path(self.weights or '').name})"
         if self.backend == "dag" and self.pair_weights:
             model += f" + pairs ({Path(self.pair_weights).name})"
-        return f"{model} on {self.device}, {self.imgsz} px"
+        size = f"{self.chosen} px (auto)" if self.chosen else "auto size" if self.imgsz == AUTO else f"{self.imgsz} px"
+        return f"{model} on {self.device}, {size}"
 
     def to_config(self):
         from app.run.pipeline import PipelineConfig, PoseConfig
         from posecore.detector import DetectorConfig
+        from posecore.multiscale import PassesConfig
 
+        passes = PassesConfig()
         return PipelineConfig(
-            detector=DetectorConfig(weights=self.det_weights, imgsz=int(self.imgsz), device=self.device),
+            detector=DetectorConfig(weights=self.det_weights, imgsz=self.chosen or self.imgsz, device=self.device),
             pose=PoseConfig(backend=self.backend, weights=self.weights,
                             pair_weights=self.pair_weights if self.backend == "dag" else None),
+            # As in batch runs: where auto chose a larger size, that replaces the flip test.
+            passes=passes.for_auto_size(self.chosen) if self.chosen else passes,
         )
 
 

@@ -22,9 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from posecore.autosize import AUTO, SizeChoice
 from posecore.draw import DrawOptions
 from posecore.errors import ConfigError, OccluposeError, OutputError, SourceError
 
+from .auto_size import size_for_source
 from .feeds import Captured, EndOfFeed, Feed, FileFeed, SourceOpener, open_feed
 from .frame_processing import FrameProcessor
 from .model_settings import PipelineFactory, PipelineSettings, default_pipeline_factory
@@ -70,6 +72,8 @@ class WorkerLoop:
         self._frames = FrameProcessor(opts.draw, opts.det_threshold, clock, self.stats)
         self._pipeline = None
         self._model: str | None = None
+        self._chosen: SizeChoice | None = None  # the input size auto chose for the pipeline, if not the base
+        self._sized = False  # whether auto's choice was made for this source and pipeline
         self._feed: Feed | None = None
         self._spec: str | None = None
         self._recorder: Recorder | None = None
@@ -202,6 +206,9 @@ class WorkerLoop:
             self._set_status(Status.IDLE)
             return
         self._feed, self._spec = feed, spec
+        self._sized = False  # a new source: auto chooses its input size again
+        if self._chosen is not None:
+            self._pipeline, self._chosen = None, None  # built again at the base size, to measure it
         self.stats.reset(None if feed.is_live else feed.fps)
         self._reset_history()
         self._last = None
@@ -355,6 +362,7 @@ class WorkerLoop:
             self._set_status(previous if previous != Status.LOADING else Status.PAUSED)
             return False
         self._pipeline, self._settings, self._model = pipeline, settings, settings.describe()
+        self._chosen, self._sized = None, False
         self._frames.renderer.skeleton = pipeline.skeleton
         self._reset_history()
         self.events.message(f"model ready: {self._model}")
@@ -387,6 +395,10 @@ class WorkerLoop:
     def _process(self, captured: Captured) -> bool:
         # Photos of a folder are tracked each alone, as `occlupose process` does by default.
         stills = self._pipeline.stills or (self._feed is not None and self._feed.stills)
+        if not self._sized:
+            self._sized = True
+            if self._settings.imgsz == AUTO:
+                self._choose_size(captured.frame.image, stills)
         try:
             pf = self._frames.process(self._pipeline, captured, stills, self._feed.name if self._feed else "")
         except OccluposeError as e:  # e.g. weights that do not fit this backend
@@ -403,6 +415,21 @@ class WorkerLoop:
         self._last = pf
         self.events.frame_ready(pf)
         return True
+
+    def _choose_size(self, image, stills: bool) -> None:
+        """``imgsz: auto``: the input size for this source, from its first frame (services.auto_size)."""
+        try:
+            choice, pipeline, sized = size_for_source(self._settings, self._pipeline, image, stills, self._factory)
+        except OccluposeError as e:  # e.g. the model fails at the larger size: the base size stays
+            self.events.error("model", f"input size auto: {e}; staying at the base size")
+            return
+        if pipeline is not self._pipeline:
+            self._pipeline, self._chosen = pipeline, choice
+            self._frames.renderer.skeleton = pipeline.skeleton
+            self._reset_history()
+        self._model = sized.describe()
+        self.events.state_changed(self.state())
+        self.events.message(f"input size {choice.imgsz} (auto: {choice.reason})")
 
     # ------------------------------------------------------------------ recording
     def _cmd_record(self, folder: Path, video: bool, jsonl: bool, csv: bool) -> None:

@@ -27,14 +27,16 @@ ANKLES = (15, 16)
 
 class FakeDetector:
     """People walking right, one pixel step per call. Ankles score 0.5 (the joint slider hides them
-    above 0.5); from ``occlude_from`` calls on, wrists drop out (the tracker predicts them)."""
+    above 0.5); from ``occlude_from`` calls on, wrists drop out (the tracker predicts them). People are
+    ``height`` times the image's height tall."""
 
     has_pose_head = True
     thread_safe = False
     device = torch.device("cpu")
 
-    def __init__(self, scores=(0.9, 0.75), delay_s: float = 0.0, occlude_from: int = 6):
+    def __init__(self, scores=(0.9, 0.75), delay_s: float = 0.0, occlude_from: int = 6, height: float = 0.7):
         self.scores = tuple(scores)
+        self.height = height
         self.delay_s = delay_s
         self.occlude_from = occlude_from
         self.calls = 0
@@ -47,7 +49,7 @@ class FakeDetector:
         self.calls += 1
         boxes, kpts = [], []
         for p, _ in enumerate(self.scores):
-            bw, bh = 0.18 * w, 0.7 * h
+            bw, bh = 0.18 * w, self.height * h
             x1 = 0.15 * w + p * 0.4 * w + 3.0 * n
             y1 = 0.15 * h
             xy = _BODY * [bw, bh] + [x1, y1]
@@ -61,9 +63,9 @@ class FakeDetector:
                           np.array(kpts, np.float32))
 
 
-def fake_pipeline(delay_s: float = 0.0, scores=(0.9, 0.75)) -> Pipeline:
+def fake_pipeline(delay_s: float = 0.0, scores=(0.9, 0.75), height: float = 0.7) -> Pipeline:
     """The real Pipeline and Tracker with the synthetic detector (no model to load)."""
-    return Pipeline(FakeDetector(scores, delay_s), YoloPoseEstimator(), Tracker())
+    return Pipeline(FakeDetector(scores, delay_s, height=height), YoloPoseEstimator(), Tracker())
 
 
 class RecordingEvents:

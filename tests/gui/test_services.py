@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -18,8 +19,9 @@ from app.services.recording import Recorder, RecordingRequest, save_snapshot
 from app.services.render import TrackTable
 from app.services.replay import ReplayLiveSource
 from app.services.stats import RateMeter, StatsAccumulator
+from app.services.worker import WorkerOptions
 from posecore.draw import DrawOptions
-from posecore.errors import SourceError, WeightsError
+from posecore.errors import ConfigError, SourceError, WeightsError
 from posecore.io.result_writers import read_jsonl
 from posecore.io.seek import SeekableVideo
 from posecore.io.sources import Frame, VideoFileSource
@@ -330,7 +332,8 @@ def test_worker_survives_an_unexpected_pipeline_bug(run_worker, small_clip):
         def estimate(self, image, timings=None):
             raise RuntimeError("boom")
 
-    worker, ev = run_worker(lambda s: Broken())
+    fixed = WorkerOptions(settings=PipelineSettings(imgsz=640), poll_s=0.02)  # auto would probe the detector first
+    worker, ev = run_worker(lambda s: Broken(), options=fixed)
     worker.open(str(small_clip))
     kind, message = ev.wait("error")
     assert kind == "internal" and "boom" in message
@@ -440,3 +443,65 @@ def test_model_panel_selects_the_pair_weights_of_the_dag_backend(qtbot):
     assert emitted[-1].pair_weights is None and emitted[-1].to_config().pose.pair_weights is None
     panel.set_values(PipelineSettings(backend="dag", weights="/m/d.pt", pair_weights="/m/p.pt"))
     assert panel.pair_weights.text() == "/m/p.pt"
+
+
+# ---------------------------------------------------------------------- imgsz: auto
+def test_auto_input_size_goes_larger_where_the_people_are_small(run_worker, small_clip):
+    asked = []
+
+    def factory(settings):
+        asked.append(settings)
+        return fake_pipeline(height=0.2)  # 48 px of 240: 96 px in a 640 input, under 120: small
+
+    worker, ev = run_worker(factory)
+    worker.open(str(small_clip))
+    ev.wait("state", lambda s: s.status == Status.ENDED)
+    assert [s.chosen for s in asked] == [None, 960]  # built at the base, then at the larger size once
+    assert [f.index for f in ev.frames] == list(range(40))  # no frame lost to the change
+    assert any(m.startswith("input size 960 (auto: people small at 640") for m in ev.messages)
+    assert ev.states[-1].model == "yolo on auto, 960 px (auto)"
+    # Another source is measured again, from the base size.
+    worker.open(str(small_clip))
+    ev.wait("state", lambda s: s.status == Status.ENDED and len(asked) > 2)
+    assert [s.chosen for s in asked] == [None, 960, None, 960]
+
+
+def test_auto_input_size_keeps_the_base_for_large_people_and_photos(run_worker, small_clip, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.jpg"), np.full((240, 320, 3), 60, np.uint8))
+    for source, height, reason in ((small_clip, 0.3, "people large enough at 640"),
+                                   (folder, 0.05, "still images keep the base size")):
+        asked = []
+        worker, ev = run_worker(lambda s, h=height: asked.append(s) or fake_pipeline(height=h))
+        worker.open(str(source))
+        ev.wait("state", lambda s: s.status == Status.ENDED)
+        assert [s.chosen for s in asked] == [None], source  # one pipeline, at the base size
+        assert any(m.startswith(f"input size 640 (auto: {reason}") for m in ev.messages), ev.messages
+        assert ev.states[-1].model == "yolo on auto, 640 px (auto)"
+
+
+def test_a_size_given_is_kept_without_measuring(run_worker, small_clip):
+    asked = []
+    fixed = WorkerOptions(settings=PipelineSettings(imgsz=480), poll_s=0.02)
+    worker, ev = run_worker(lambda s: asked.append(s) or fake_pipeline(height=0.05), options=fixed)
+    worker.open(str(small_clip))
+    ev.wait("state", lambda s: s.status == Status.ENDED)
+    assert [(s.imgsz, s.chosen) for s in asked] == [(480, None)]
+    assert not any(m.startswith("input size") for m in ev.messages)
+
+
+def test_pipeline_settings_for_an_auto_size():
+    auto = PipelineSettings()
+    auto.validate()
+    assert auto.imgsz == "auto" and auto.describe() == "yolo on auto, auto size"
+    base = auto.to_config()
+    assert base.detector.imgsz == "auto" and base.passes.flips  # the base size keeps the flip test
+    larger = replace(auto, chosen=960).to_config()
+    assert larger.detector.imgsz == 960 and not larger.passes.flips  # as in batch runs: the size replaces it
+    assert replace(auto, chosen=640).to_config().passes.flips
+    assert PipelineSettings(imgsz=960).to_config().passes.flips  # a size given keeps it
+    for bad in ("huge", 16, True):
+        with pytest.raises(ConfigError, match="input size: must be auto or between 32 and 4096"):
+            PipelineSettings(imgsz=bad).validate()

@@ -229,7 +229,8 @@ def test_model_changes_apply_while_playing(make_window, fake_factory, qtbot):
     w = make_window(factory, live_opener())
     w.open_source("0")
     wait_frame(qtbot, w, lambda pf: pf.index >= 3)
-    assert w.model_panel.active.text() == "Model: yolo on auto, 640 px"
+    # auto kept the base size for the fake's large people
+    qtbot.waitUntil(lambda: w.model_panel.active.text() == "Model: yolo on auto, 640 px (auto)")
 
     w.model_panel.imgsz.setCurrentIndex(w.model_panel.imgsz.findData(320))
     qtbot.waitUntil(lambda: w.model_panel.active.text() == "Model: yolo on auto, 320 px")
@@ -394,7 +395,7 @@ def test_garbage_in_the_settings_file_falls_back_to_defaults(make_window, fake_f
     ini = tmp_path / "bad.ini"
     ini.write_text("[General]\nimgsz=huge\nbackend=magic\ndet_threshold=nan\nboxes=perhaps\nkpt_threshold=7\n")
     w = make_window(fake_factory, settings_file=ini)
-    assert w.model_panel.settings().imgsz == 640 and w.model_panel.settings().backend == "yolo"
+    assert w.model_panel.settings().imgsz == "auto" and w.model_panel.settings().backend == "yolo"
     assert w.overlay_panel.det_threshold() == pytest.approx(0.1)
     assert not w.overlay_panel.boxes.isChecked()
     assert w.overlay_panel.kpt_slider.value() == 100
@@ -423,7 +424,7 @@ def test_command_line_errors_are_one_line(capsys):
         main(["--imgsz", "7"])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert "must be between 32 and 4096" in err and "Traceback" not in err
+    assert "must be auto or between 32 and 4096" in err and "Traceback" not in err
 
 
 def test_window_from_the_command_line_reports_a_bad_source(qtbot, tmp_path, fake_factory):
@@ -449,3 +450,10 @@ def test_cv2_qt_plugin_path_is_dropped_but_a_users_own_is_kept(monkeypatch, tmp_
     assert use_pyqt_plugins() == ["QT_QPA_PLATFORM_PLUGIN_PATH"]
     assert "QT_QPA_PLATFORM_PLUGIN_PATH" not in os.environ
     assert os.environ["QT_QPA_FONTDIR"] == str(tmp_path)
+
+
+def test_the_input_size_setting_reads_auto_or_pixels(tmp_path):
+    for text, expected in (("auto", "auto"), ("960", 960), ("7", "auto"), ("huge", "auto")):
+        ini = tmp_path / f"{text}.ini"
+        ini.write_text(f"[General]\nimgsz={text}\n")
+        assert load_settings(QSettings(str(ini), QSettings.Format.IniFormat)).imgsz == expected, text
