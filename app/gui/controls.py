@@ -11,6 +11,7 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGr
 
 from app.services.cameras import CameraInfo
 from app.services.model_settings import BACKENDS, DEVICES, PipelineSettings
+from posecore.multiscale import QUALITY_PRESETS
 from app.services.player import PlayerState, Status
 from posecore.autosize import AUTO
 from posecore.draw import DrawOptions
@@ -291,6 +292,9 @@ class ModelPanel(QGroupBox):
         self.imgsz.addItem("auto (from the first frame)", AUTO)
         for s in IMAGE_SIZES:
             self.imgsz.addItem(f"{s} px", s)
+        self.quality = QComboBox()
+        self.quality.addItems(QUALITY_PRESETS)
+        self.quality.setToolTip("fast: one pass; balanced: + the flip test; best: + zoom-in and tiles (README)")
         self.active = QLabel("Model: not loaded")
         self.active.setWordWrap(True)
         self.last_dir = ""
@@ -301,12 +305,14 @@ class ModelPanel(QGroupBox):
         form.addRow("Pair weights", _row(self.pair_weights, self.pair_weights_browse))
         form.addRow("Device", self.device)
         form.addRow("Input size", self.imgsz)
+        form.addRow("Quality", self.quality)
         form.addRow(self.active)
 
         self.backend.currentIndexChanged.connect(self._changed)
         self.device.activated.connect(self._changed)
         self.device.lineEdit().editingFinished.connect(self._changed)
         self.imgsz.currentIndexChanged.connect(self._changed)
+        self.quality.currentIndexChanged.connect(self._changed)
         self.weights.editingFinished.connect(self._changed)
         self.weights_browse.clicked.connect(self.choose_weights)
         self.pair_weights.editingFinished.connect(self._changed)
@@ -316,12 +322,12 @@ class ModelPanel(QGroupBox):
     def settings(self) -> PipelineSettings:
         return PipelineSettings(backend=self.backend.currentText(), weights=self.weights.text().strip() or None,
                                 device=self.device.currentText().strip() or "auto",
-                                imgsz=self.imgsz.currentData() or AUTO,
+                                imgsz=self.imgsz.currentData() or AUTO, quality=self.quality.currentText(),
                                 pair_weights=(self.pair_weights.text().strip() or None)
                                 if self.backend.currentText() == "dag" else None)
 
     def set_values(self, settings: PipelineSettings) -> None:
-        for w in (self.backend, self.weights, self.pair_weights, self.device, self.imgsz):
+        for w in (self.backend, self.weights, self.pair_weights, self.device, self.imgsz, self.quality):
             w.blockSignals(True)
         self.backend.setCurrentText(settings.backend)
         self.weights.setText(settings.weights or "")
@@ -332,7 +338,8 @@ class ModelPanel(QGroupBox):
             self.imgsz.addItem(f"{settings.imgsz} px", settings.imgsz)
             i = self.imgsz.count() - 1
         self.imgsz.setCurrentIndex(i)
-        for w in (self.backend, self.weights, self.pair_weights, self.device, self.imgsz):
+        self.quality.setCurrentText(settings.quality)
+        for w in (self.backend, self.weights, self.pair_weights, self.device, self.imgsz, self.quality):
             w.blockSignals(False)
         self._emitted = settings
 

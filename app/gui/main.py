@@ -12,6 +12,7 @@ import sys
 
 from app.arguments import imgsz_arg
 from app.gui.qt_env import use_pyqt_plugins
+from posecore.multiscale import QUALITY_PRESETS
 
 SETTINGS_ORG = "occlupose"
 SETTINGS_APP = "occlupose-gui"
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--imgsz", type=imgsz_arg,
                    help="detector input size: auto (chosen from each source's first frame) or pixels (32-4096)")
+    p.add_argument("--quality", choices=list(QUALITY_PRESETS),
+                   help="extra inference passes, as `occlupose process --quality` (default balanced)")
     p.add_argument("--realtime", action="store_true", default=None,
                    help="play files at their own rate, skipping frames when processing is slower")
     p.add_argument("--settings", metavar="INI", help="read and save settings in this INI file instead of "
@@ -35,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def overrides_from_args(args: argparse.Namespace) -> dict:
     out = {}
     for flag, key in (("pose", "backend"), ("weights", "weights"), ("device", "device"), ("imgsz", "imgsz"),
-                      ("realtime", "realtime")):
+                      ("quality", "quality"), ("realtime", "realtime")):
         value = getattr(args, flag, None)
         if value is not None:
             out[key] = value

@@ -121,7 +121,7 @@ class MainWindow(QMainWindow):
     def _apply_settings_to_widgets(self) -> None:
         st = self.settings
         self.model_panel.set_values(PipelineSettings(backend=st.backend, weights=st.weights or None,
-                                                     device=st.device, imgsz=st.imgsz,
+                                                     device=st.device, imgsz=st.imgsz, quality=st.quality,
                                                      pair_weights=st.pair_weights or None))
         self.overlay_panel.set_values(DrawOptions(skeleton=st.skeleton, boxes=st.boxes, labels=st.labels,
                                                   trails=st.trails, predicted=st.predicted,
@@ -257,6 +257,7 @@ class MainWindow(QMainWindow):
         st = self.settings
         ms = self.model_panel.settings()
         st.backend, st.weights, st.device, st.imgsz = ms.backend, ms.weights or "", ms.device, ms.imgsz
+        st.quality = ms.quality
         st.pair_weights = ms.pair_weights or ""
         o = self.overlay_panel.options()
         st.skeleton, st.labels, st.boxes, st.trails, st.predicted = o.skeleton, o.labels, o.boxes, o.trails, o.predicted

@@ -16,6 +16,7 @@ from PyQt6.QtCore import QByteArray, QSettings
 
 from app.arguments import imgsz_arg
 from app.services.model_settings import BACKENDS
+from posecore.multiscale import QUALITY_PRESETS
 from posecore.autosize import AUTO
 
 
@@ -31,6 +32,7 @@ class GuiSettings:
     pair_weights: str = ""  # dag: CoupleGraph checkpoint ("" = the pair stage inside the weights, if any)
     device: str = "auto"
     imgsz: int | str = AUTO  # auto or px
+    quality: str = "balanced"
     # Overlay.
     skeleton: bool = True
     labels: bool = True
@@ -96,6 +98,8 @@ def load_settings(qs: QSettings) -> GuiSettings:
             pass  # a hand-edited or foreign value: keep the default
     if out.backend not in BACKENDS:
         out.backend = "yolo"
+    if out.quality not in QUALITY_PRESETS:
+        out.quality = "balanced"
     out.det_threshold = min(max(out.det_threshold, 0.0), 1.0)
     out.kpt_threshold = min(max(out.kpt_threshold, 0.0), 1.0)
     return out

@@ -3,7 +3,8 @@ by the rule batch runs apply to their first frames (:mod:`posecore.autosize`).
 
 The pipeline is first built at the base size; where the rule needs a pass at the larger size, that pass
 runs on a pipeline built at it, which is then the one kept when the rule chooses it (nothing is loaded
-twice). Photos of a folder keep the base size, as in batch runs.
+twice). Photos of a folder keep the base size, as in batch runs, and so do the ``fast`` quality (as
+``--quality fast`` does) and a quality whose passes look at small people already (tiles or a second scale).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from app.run.autosize import single_pass
 from posecore.autosize import BASE, SizeChoice, fixed_choice, probe
+from posecore.multiscale import preset
 
 from .model_settings import PipelineFactory, PipelineSettings
 
@@ -35,7 +37,10 @@ def size_for_source(settings: PipelineSettings, pipeline: Any, image: np.ndarray
     def detector_at(size: int):
         return single_pass(pipeline if size == BASE else build(size)[0])
 
-    choice = fixed_choice(stills, "none") or probe(detector_at, [image])
+    if settings.quality == "fast":
+        choice = SizeChoice(BASE, "quality fast keeps the base size")
+    else:
+        choice = fixed_choice(stills, preset(settings.quality)["extra"]) or probe(detector_at, [image])
     if choice.imgsz == BASE:
         return choice, pipeline, replace(settings, chosen=BASE)
     return (choice, *build(choice.imgsz))

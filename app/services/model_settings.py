@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from posecore.autosize import AUTO
 from posecore.errors import ConfigError
+from posecore.multiscale import QUALITY_PRESETS, preset
 
 Backend = Literal["yolo", "dag"]
 BACKENDS: tuple[str, ...] = ("yolo", "dag")
@@ -27,6 +28,7 @@ class PipelineSettings:
     imgsz: int | str = AUTO  # "auto": chosen from the first frame of each source (services.auto_size)
     det_weights: str | None = None  # YOLO detector weights; None: the bundled ones
     pair_weights: str | None = None  # dag: CoupleGraph checkpoint; None: the pair stage inside the weights, if any
+    quality: str = "balanced"  # the extra inference passes, as --quality (posecore.multiscale)
     chosen: int | None = None  # the size "auto" chose for the source playing (set by the worker, not the user)
 
     def validate(self) -> None:
@@ -39,20 +41,22 @@ class PipelineSettings:
         if self.imgsz != AUTO and (isinstance(self.imgsz, bool) or not isinstance(self.imgsz, int)
                                    or not 32 <= self.imgsz <= 4096):
             raise ConfigError(f"input size: must be auto or between 32 and 4096, got {self.imgsz!r}")
+        if self.quality not in QUALITY_PRESETS:
+            raise ConfigError(f"quality: expected one of {list(QUALITY_PRESETS)}, got {self.quality!r}")
 
     def describe(self) -> str:
         model = self.backend if self.backend == "yolo" else f"dag ({Path(self.weights or '').name})"
         if self.backend == "dag" and self.pair_weights:
             model += f" + pairs ({Path(self.pair_weights).name})"
         size = f"{self.chosen} px (auto)" if self.chosen else "auto size" if self.imgsz == AUTO else f"{self.imgsz} px"
-        return f"{model} on {self.device}, {size}"
+        return f"{model} on {self.device}, {size}, {self.quality}"
 
     def to_config(self):
         from app.run.pipeline import PipelineConfig, PoseConfig
         from posecore.detector import DetectorConfig
         from posecore.multiscale import PassesConfig
 
-        passes = PassesConfig()
+        passes = PassesConfig(**preset(self.quality))
         return PipelineConfig(
             detector=DetectorConfig(weights=self.det_weights, imgsz=self.chosen or self.imgsz, device=self.device),
             pose=PoseConfig(backend=self.backend, weights=self.weights,

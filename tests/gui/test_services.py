@@ -459,7 +459,7 @@ def test_auto_input_size_goes_larger_where_the_people_are_small(run_worker, smal
     assert [s.chosen for s in asked] == [None, 960]  # built at the base, then at the larger size once
     assert [f.index for f in ev.frames] == list(range(40))  # no frame lost to the change
     assert any(m.startswith("input size 960 (auto: people small at 640") for m in ev.messages)
-    assert ev.states[-1].model == "yolo on auto, 960 px (auto)"
+    assert ev.states[-1].model == "yolo on auto, 960 px (auto), balanced"
     # Another source is measured again, from the base size.
     worker.open(str(small_clip))
     ev.wait("state", lambda s: s.status == Status.ENDED and len(asked) > 2)
@@ -471,15 +471,19 @@ def test_auto_input_size_keeps_the_base_for_large_people_and_photos(run_worker, 
     folder.mkdir()
     for i in range(3):
         cv2.imwrite(str(folder / f"{i}.jpg"), np.full((240, 320, 3), 60, np.uint8))
-    for source, height, reason in ((small_clip, 0.3, "people large enough at 640"),
-                                   (folder, 0.05, "still images keep the base size")):
+    cases = ((small_clip, 0.3, "balanced", "people large enough at 640"),
+             (folder, 0.05, "balanced", "still images keep the base size"),
+             (small_clip, 0.05, "fast", "quality fast keeps the base size"),  # as --quality fast
+             (small_clip, 0.05, "best", "passes.extra: tiles looks at small people already"))
+    for source, height, quality, reason in cases:
         asked = []
-        worker, ev = run_worker(lambda s, h=height: asked.append(s) or fake_pipeline(height=h))
+        options = WorkerOptions(settings=PipelineSettings(quality=quality), poll_s=0.02)
+        worker, ev = run_worker(lambda s, h=height: asked.append(s) or fake_pipeline(height=h), options=options)
         worker.open(str(source))
         ev.wait("state", lambda s: s.status == Status.ENDED)
-        assert [s.chosen for s in asked] == [None], source  # one pipeline, at the base size
+        assert [s.chosen for s in asked] == [None], reason  # one pipeline, at the base size
         assert any(m.startswith(f"input size 640 (auto: {reason}") for m in ev.messages), ev.messages
-        assert ev.states[-1].model == "yolo on auto, 640 px (auto)"
+        assert ev.states[-1].model == f"yolo on auto, 640 px (auto), {quality}"
 
 
 def test_a_size_given_is_kept_without_measuring(run_worker, small_clip):
@@ -495,7 +499,7 @@ def test_a_size_given_is_kept_without_measuring(run_worker, small_clip):
 def test_pipeline_settings_for_an_auto_size():
     auto = PipelineSettings()
     auto.validate()
-    assert auto.imgsz == "auto" and auto.describe() == "yolo on auto, auto size"
+    assert auto.imgsz == "auto" and auto.describe() == "yolo on auto, auto size, balanced"
     base = auto.to_config()
     assert base.detector.imgsz == "auto" and base.passes.flips  # the base size keeps the flip test
     larger = replace(auto, chosen=960).to_config()
@@ -505,3 +509,12 @@ def test_pipeline_settings_for_an_auto_size():
     for bad in ("huge", 16, True):
         with pytest.raises(ConfigError, match="input size: must be auto or between 32 and 4096"):
             PipelineSettings(imgsz=bad).validate()
+
+
+def test_pipeline_settings_quality_is_the_command_lines_preset():
+    fast = PipelineSettings(quality="fast").to_config().passes
+    best = PipelineSettings(quality="best").to_config().passes
+    assert not (fast.flips or fast.zoom) and fast.extra == "none"
+    assert best.flips and best.zoom and best.extra == "tiles"
+    with pytest.raises(ConfigError, match="quality: expected one of"):
+        PipelineSettings(quality="superb").validate()

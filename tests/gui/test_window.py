@@ -207,7 +207,7 @@ def test_switch_to_the_dag_backend_with_a_weights_file(make_window, qtbot, tmp_p
 
     w.model_panel.weights.setText(str(ckpt))
     w.model_panel.backend.setCurrentText("dag")
-    qtbot.waitUntil(lambda: w.model_panel.active.text() == "Model: dag (tiny_dag.pt) on cpu, 320 px",
+    qtbot.waitUntil(lambda: w.model_panel.active.text() == "Model: dag (tiny_dag.pt) on cpu, 320 px, balanced",
                     timeout=120_000)
     assert w.errors == []
     index = w.view.frame.index
@@ -230,10 +230,10 @@ def test_model_changes_apply_while_playing(make_window, fake_factory, qtbot):
     w.open_source("0")
     wait_frame(qtbot, w, lambda pf: pf.index >= 3)
     # auto kept the base size for the fake's large people
-    qtbot.waitUntil(lambda: w.model_panel.active.text() == "Model: yolo on auto, 640 px (auto)")
+    qtbot.waitUntil(lambda: w.model_panel.active.text() == "Model: yolo on auto, 640 px (auto), balanced")
 
     w.model_panel.imgsz.setCurrentIndex(w.model_panel.imgsz.findData(320))
-    qtbot.waitUntil(lambda: w.model_panel.active.text() == "Model: yolo on auto, 320 px")
+    qtbot.waitUntil(lambda: w.model_panel.active.text() == "Model: yolo on auto, 320 px, balanced")
     assert fake_factory.calls[-1].imgsz == 320
     index = w.view.frame.index
     wait_frame(qtbot, w, lambda pf: pf.index > index + 3)  # still playing, same source
@@ -244,7 +244,7 @@ def test_model_changes_apply_while_playing(make_window, fake_factory, qtbot):
         w.model_panel.device.activated.emit(w.model_panel.device.currentIndex())
         qtbot.waitUntil(lambda: w.error_box is not None and w.error_box.isVisible(), timeout=60_000)
         assert "CUDA is not available" in w.error_box.text()
-        assert w.model_panel.active.text() == "Model: yolo on auto, 320 px"
+        assert w.model_panel.active.text() == "Model: yolo on auto, 320 px, balanced"
         index = w.view.frame.index
         wait_frame(qtbot, w, lambda pf: pf.index > index + 3)
 
@@ -371,6 +371,7 @@ def test_settings_persist_between_runs(make_window, fake_factory, qtbot, tmp_pat
     o.kpt_slider.setValue(55)
     w.model_panel.imgsz.setCurrentIndex(w.model_panel.imgsz.findData(320))
     w.model_panel.device.setCurrentText("cpu")
+    w.model_panel.quality.setCurrentText("fast")
     w.playback.realtime.setChecked(True)
     w.record_panel.folder.setText(str(tmp_path / "out"))
     w.record_panel.csv.setChecked(False)
@@ -383,7 +384,7 @@ def test_settings_persist_between_runs(make_window, fake_factory, qtbot, tmp_pat
     o2 = w2.overlay_panel
     assert o2.boxes.isChecked() and not o2.trails.isChecked()
     assert (o2.det_slider.value(), o2.kpt_slider.value()) == (42, 55)
-    assert w2.model_panel.settings() == PipelineSettings(device="cpu", imgsz=320)
+    assert w2.model_panel.settings() == PipelineSettings(device="cpu", imgsz=320, quality="fast")
     assert w2.playback.realtime.isChecked() and not w2.record_panel.csv.isChecked()
     assert w2.record_panel.output_folder() == tmp_path / "out"
     assert w2.source_panel.url_edit.text() == "rtsp://camera.local/live"
@@ -393,9 +394,11 @@ def test_settings_persist_between_runs(make_window, fake_factory, qtbot, tmp_pat
 
 def test_garbage_in_the_settings_file_falls_back_to_defaults(make_window, fake_factory, tmp_path):
     ini = tmp_path / "bad.ini"
-    ini.write_text("[General]\nimgsz=huge\nbackend=magic\ndet_threshold=nan\nboxes=perhaps\nkpt_threshold=7\n")
+    ini.write_text("[General]\nimgsz=huge\nbackend=magic\ndet_threshold=nan\nboxes=perhaps\nkpt_threshold=7\n"
+                   "quality=superb\n")
     w = make_window(fake_factory, settings_file=ini)
-    assert w.model_panel.settings().imgsz == "auto" and w.model_panel.settings().backend == "yolo"
+    ms = w.model_panel.settings()
+    assert (ms.imgsz, ms.backend, ms.quality) == ("auto", "yolo", "balanced")
     assert w.overlay_panel.det_threshold() == pytest.approx(0.1)
     assert not w.overlay_panel.boxes.isChecked()
     assert w.overlay_panel.kpt_slider.value() == 100
@@ -430,13 +433,13 @@ def test_command_line_errors_are_one_line(capsys):
 def test_window_from_the_command_line_reports_a_bad_source(qtbot, tmp_path, fake_factory):
     from app.services.qt_service import WorkerService
 
-    args = build_parser().parse_args([str(tmp_path / "nope.mp4"), "--device", "cpu", "--settings",
-                                      str(tmp_path / "cli.ini")])
+    args = build_parser().parse_args([str(tmp_path / "nope.mp4"), "--device", "cpu", "--quality", "fast",
+                                      "--settings", str(tmp_path / "cli.ini")])
     w = create_window(args, service=WorkerService(fake_factory, camera_probe=list))
     qtbot.addWidget(w)
     try:
         qtbot.waitUntil(lambda: "nope.mp4" in w.statusBar().currentMessage())
-        assert w.model_panel.settings().device == "cpu"
+        assert (w.model_panel.settings().device, w.model_panel.settings().quality) == ("cpu", "fast")
     finally:
         w.close()
     assert not w.service.thread_alive
