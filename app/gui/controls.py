@@ -11,10 +11,10 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGr
 
 from app.services.cameras import CameraInfo
 from app.services.model_settings import BACKENDS, DEVICES, PipelineSettings
-from posecore.multiscale import QUALITY_PRESETS
 from app.services.player import PlayerState, Status
 from posecore.autosize import AUTO
 from posecore.draw import DrawOptions
+from posecore.multiscale import QUALITY_PRESETS
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg *.ts);;All files (*)"
 WEIGHTS_FILTER = "Checkpoints (*.pt *.pth *.ckpt);;All files (*)"

@@ -16,8 +16,8 @@ from PyQt6.QtCore import QByteArray, QSettings
 
 from app.arguments import imgsz_arg
 from app.services.model_settings import BACKENDS
-from posecore.multiscale import QUALITY_PRESETS
 from posecore.autosize import AUTO
+from posecore.multiscale import QUALITY_PRESETS
 
 
 def _default_output() -> str:
