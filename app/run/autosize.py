@@ -23,6 +23,12 @@ def with_imgsz(config: PipelineConfig, imgsz: int) -> PipelineConfig:
     return replace(config, detector=replace(config.detector, imgsz=imgsz))
 
 
+def sized_config(config: PipelineConfig, imgsz: int) -> PipelineConfig:
+    """``config`` at the input size ``auto`` chose. Above the base, ``flip: auto`` is off: the larger input
+    costs as much as the mirrored pass would."""
+    return replace(with_imgsz(config, imgsz), passes=config.passes.for_auto_size(imgsz))
+
+
 def flip_note(passes: PassesConfig, choice: SizeChoice) -> str:
     """What the log and the summary add to the chosen size where it turned the flip test off."""
     return "; flip test off at this size" if passes.for_auto_size(choice.imgsz).flips != passes.flips else ""
@@ -46,9 +52,7 @@ def pipeline_for_source(config: PipelineConfig, frames: Iterable[Frame], recorde
     again = ", as the earlier run chose" if choice is recorded else ""
     log.info("input size %d (auto%s: %s)%s", choice.imgsz, again, choice.reason, flip_note(config.passes, choice))
     if pipeline is None or choice.imgsz != BASE:
-        # Above the base, flip: auto is off: the larger input costs as much as the mirrored pass would.
-        pipeline = Pipeline.from_config(replace(with_imgsz(config, choice.imgsz),
-                                                passes=config.passes.for_auto_size(choice.imgsz)))
+        pipeline = Pipeline.from_config(sized_config(config, choice.imgsz))
     return pipeline, frames, choice
 
 

@@ -52,18 +52,18 @@ class PipelineSettings:
         return f"{model} on {self.device}, {size}, {self.quality}"
 
     def to_config(self):
+        from app.run.autosize import sized_config
         from app.run.pipeline import PipelineConfig, PoseConfig
         from posecore.detector import DetectorConfig
         from posecore.multiscale import PassesConfig
 
-        passes = PassesConfig(**preset(self.quality))
-        return PipelineConfig(
-            detector=DetectorConfig(weights=self.det_weights, imgsz=self.chosen or self.imgsz, device=self.device),
+        config = PipelineConfig(
+            detector=DetectorConfig(weights=self.det_weights, imgsz=self.imgsz, device=self.device),
             pose=PoseConfig(backend=self.backend, weights=self.weights,
                             pair_weights=self.pair_weights if self.backend == "dag" else None),
-            # As in batch runs: where auto chose a larger size, that replaces the flip test.
-            passes=passes.for_auto_size(self.chosen) if self.chosen else passes,
+            passes=PassesConfig(**preset(self.quality)),
         )
+        return sized_config(config, self.chosen) if self.chosen else config  # as in batch runs
 
 
 def cpu_threads_for_inference() -> int:

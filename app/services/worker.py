@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from posecore.autosize import AUTO, SizeChoice
+from posecore.autosize import AUTO
 from posecore.draw import DrawOptions
 from posecore.errors import ConfigError, OccluposeError, OutputError, SourceError
 
@@ -72,7 +72,7 @@ class WorkerLoop:
         self._frames = FrameProcessor(opts.draw, opts.det_threshold, clock, self.stats)
         self._pipeline = None
         self._model: str | None = None
-        self._chosen: SizeChoice | None = None  # the input size auto chose for the pipeline, if not the base
+        self._upsized = False  # whether the pipeline runs at a size auto chose above the base
         self._sized = False  # whether auto's choice was made for this source and pipeline
         self._feed: Feed | None = None
         self._spec: str | None = None
@@ -207,8 +207,8 @@ class WorkerLoop:
             return
         self._feed, self._spec = feed, spec
         self._sized = False  # a new source: auto chooses its input size again
-        if self._chosen is not None:
-            self._pipeline, self._chosen = None, None  # built again at the base size, to measure it
+        if self._upsized:
+            self._pipeline, self._upsized = None, False  # built again at the base size, to measure it
         self.stats.reset(None if feed.is_live else feed.fps)
         self._reset_history()
         self._last = None
@@ -362,7 +362,7 @@ class WorkerLoop:
             self._set_status(previous if previous != Status.LOADING else Status.PAUSED)
             return False
         self._pipeline, self._settings, self._model = pipeline, settings, settings.describe()
-        self._chosen, self._sized = None, False
+        self._upsized, self._sized = False, False
         self._frames.renderer.skeleton = pipeline.skeleton
         self._reset_history()
         self.events.message(f"model ready: {self._model}")
@@ -424,7 +424,7 @@ class WorkerLoop:
             self.events.error("model", f"input size auto: {e}; staying at the base size")
             return
         if pipeline is not self._pipeline:
-            self._pipeline, self._chosen = pipeline, choice
+            self._pipeline, self._upsized = pipeline, True
             self._frames.renderer.skeleton = pipeline.skeleton
             self._reset_history()
         self._model = sized.describe()
